@@ -1,0 +1,268 @@
+"""The LLM pool: one ChatOpenAI per model deployment, with health that follows call outcomes."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import openai
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+from langchain_openai import ChatOpenAI
+
+from cluster.config import ClusterConfig
+from cluster.errors import (
+    BackendRejected,
+    BackendTimeout,
+    BackendUnavailable,
+    InvalidRequest,
+    RouterError,
+    UnknownModel,
+    UnknownNode,
+)
+from policies.confidence import confidence_from_logprobs
+
+#: Generation parameters a request may set; others are refused rather than silently dropped.
+ALLOWED_PARAMETERS = frozenset(
+    {
+        "temperature",
+        "max_tokens",
+        "top_p",
+        "stop",
+        "seed",
+        "presence_penalty",
+        "frequency_penalty",
+        "top_logprobs",
+    }
+)
+
+
+@dataclass
+class Endpoint:
+    """One model on one node, its client and its health."""
+
+    node_id: str
+    model: str
+    served_name: str
+    base_url: str
+    llm: ChatOpenAI
+    healthy: bool = True
+    consecutive_failures: int = 0
+    last_error: str | None = None
+    last_latency_ms: float | None = None
+    in_flight: int = 0
+    calls: int = 0
+    failures: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model_name": self.model,
+            "node_id": self.node_id,
+            "endpoint_url": self.base_url,
+            "served_name": self.served_name,
+            "is_available": self.healthy,
+            "last_error": self.last_error,
+            "calls": self.calls,
+            "failures": self.failures,
+        }
+
+
+@dataclass(frozen=True)
+class PoolOptions:
+    """How the pool's clients behave."""
+
+    timeout_s: float = 60.0
+    max_retries: int = 1
+    request_logprobs: bool = True
+    failures_before_unhealthy: int = 1
+    extra_client_kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+def check_parameters(parameters: dict[str, Any] | None) -> dict[str, Any]:
+    """Validated generation parameters; InvalidRequest names any unknown one."""
+    params = dict(parameters or {})
+    unknown = sorted(set(params) - ALLOWED_PARAMETERS)
+    if unknown:
+        valid = ", ".join(sorted(ALLOWED_PARAMETERS))
+        raise InvalidRequest(f"unknown parameter(s) {', '.join(unknown)}; valid: {valid}")
+    return params
+
+
+def _error_from(exc: Exception, endpoint: Endpoint) -> RouterError:
+    where = f"{endpoint.model} on {endpoint.node_id} ({endpoint.base_url})"
+    if isinstance(exc, openai.APITimeoutError | TimeoutError):
+        return BackendTimeout(f"{where} did not answer in time")
+    if isinstance(exc, openai.APIConnectionError):
+        return BackendUnavailable(f"{where} is unreachable: {exc}")
+    if isinstance(exc, openai.APIStatusError):
+        if exc.status_code >= 500 or exc.status_code == 429:
+            return BackendUnavailable(f"{where} answered {exc.status_code}: {exc.message}")
+        return BackendRejected(f"{where} refused the request ({exc.status_code}): {exc.message}")
+    return BackendUnavailable(f"{where} failed: {type(exc).__name__}: {exc}")
+
+
+def completion_dict(
+    message: AIMessage, endpoint: Endpoint, latency_ms: float, created: int
+) -> dict[str, Any]:
+    """An AIMessage in the OpenAI chat-completion shape, with latency, node and confidence."""
+    meta = message.response_metadata
+    usage = message.usage_metadata or {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0}
+    tokens = (meta.get("logprobs") or {}).get("content") or []
+    confidence = confidence_from_logprobs([t["logprob"] for t in tokens if "logprob" in t])
+    content = message.content if isinstance(message.content, str) else str(message.content)
+    return {
+        "id": meta.get("id") or message.id,
+        "object": "chat.completion",
+        "created": created,
+        "model": meta.get("model_name") or endpoint.served_name,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": content},
+                "finish_reason": meta.get("finish_reason"),
+            }
+        ],
+        "usage": {
+            "prompt_tokens": usage["input_tokens"],
+            "completion_tokens": usage["output_tokens"],
+            "total_tokens": usage["total_tokens"],
+        },
+        "model_name": endpoint.model,
+        "node_id": endpoint.node_id,
+        "endpoint": endpoint.base_url,
+        "latency_ms": round(latency_ms, 3),
+        "confidence": confidence,
+    }
+
+
+class LLMPool:
+    """Calls models through ChatOpenAI clients bound to their OpenAI-compatible endpoints."""
+
+    def __init__(
+        self,
+        cluster: ClusterConfig,
+        options: PoolOptions,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        self._options = options
+        self._clock = clock
+        self._endpoints: dict[tuple[str, str], Endpoint] = {}
+        # The pool owns its connections: ChatOpenAI's shared default client outlives event loops.
+        self._http = httpx.AsyncClient(
+            timeout=options.timeout_s,
+            limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
+        )
+        for node in cluster.nodes:
+            for model, dep in node.models.items():
+                served = dep.served_name or model
+                base_url = ClusterConfig.base_url(node, model, dep)
+                llm = ChatOpenAI(
+                    model=served,
+                    base_url=base_url,
+                    api_key=dep.api_key,  # type: ignore[arg-type]
+                    timeout=options.timeout_s,
+                    max_retries=options.max_retries,
+                    logprobs=options.request_logprobs or None,
+                    http_async_client=self._http,
+                    **options.extra_client_kwargs,
+                )
+                self._endpoints[(node.id, model)] = Endpoint(node.id, model, served, base_url, llm)
+
+    async def aclose(self) -> None:
+        """Close the pool's connections."""
+        await self._http.aclose()
+
+    # -- lookup -------------------------------------------------------------------
+    @property
+    def models(self) -> list[str]:
+        return sorted({model for _, model in self._endpoints})
+
+    def endpoints(self) -> list[Endpoint]:
+        return list(self._endpoints.values())
+
+    def endpoint(self, model_name: str, node_id: str | None = None) -> Endpoint:
+        """The endpoint of a model (on a node); the least busy healthy one when no node given."""
+        candidates = [e for (n, m), e in self._endpoints.items() if m == model_name]
+        if not candidates:
+            raise UnknownModel(f"unknown model {model_name!r}; valid: {', '.join(self.models)}")
+        if node_id is not None:
+            for e in candidates:
+                if e.node_id == node_id:
+                    return e
+            nodes = ", ".join(e.node_id for e in candidates)
+            raise UnknownNode(f"{model_name} is not served on {node_id!r}; it is on {nodes}")
+        return min(candidates, key=lambda e: (not e.healthy, e.in_flight, e.node_id))
+
+    # -- calls --------------------------------------------------------------------
+    async def call_model(
+        self,
+        model_name: str,
+        prompt: str,
+        parameters: dict[str, Any] | None = None,
+        *,
+        node_id: str | None = None,
+        system: str | None = None,
+    ) -> dict[str, Any]:
+        """One chat completion; raises a RouterError subclass on failure."""
+        endpoint = self.endpoint(model_name, node_id)
+        params = check_parameters(parameters)
+        messages: list[BaseMessage] = [HumanMessage(prompt)]
+        if system:
+            messages.insert(0, SystemMessage(system))
+        endpoint.in_flight += 1
+        endpoint.calls += 1
+        started = self._clock()
+        try:
+            message = await endpoint.llm.ainvoke(messages, **params)
+        except (openai.OpenAIError, TimeoutError, OSError) as exc:
+            self._record_failure(endpoint, exc)
+            raise _error_from(exc, endpoint) from exc
+        finally:
+            endpoint.in_flight -= 1
+        latency_ms = (self._clock() - started) * 1000
+        self._record_success(endpoint, latency_ms)
+        assert isinstance(message, AIMessage)
+        return completion_dict(message, endpoint, latency_ms, int(time.time()))
+
+    async def call_multiple_models(
+        self,
+        model_names: Sequence[str],
+        prompt: str,
+        parameters: dict[str, Any] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Call several models concurrently; a failed call becomes `{model_name, error}`."""
+        for name in model_names:
+            self.endpoint(name)
+        outcomes = await asyncio.gather(
+            *(self.call_model(name, prompt, parameters) for name in model_names),
+            return_exceptions=True,
+        )
+        results: list[dict[str, Any]] = []
+        for name, outcome in zip(model_names, outcomes, strict=True):
+            if isinstance(outcome, RouterError):
+                results.append({"model_name": name, "error": outcome.to_dict()})
+            elif isinstance(outcome, BaseException):
+                raise outcome
+            else:
+                results.append(outcome)
+        return results
+
+    def _record_success(self, endpoint: Endpoint, latency_ms: float) -> None:
+        endpoint.healthy = True
+        endpoint.consecutive_failures = 0
+        endpoint.last_error = None
+        endpoint.last_latency_ms = latency_ms
+
+    def _record_failure(self, endpoint: Endpoint, exc: Exception) -> None:
+        endpoint.failures += 1
+        endpoint.consecutive_failures += 1
+        endpoint.last_error = f"{type(exc).__name__}: {exc}"
+        client_side = isinstance(exc, openai.APIStatusError) and 400 <= exc.status_code < 500
+        if (
+            not client_side
+            and endpoint.consecutive_failures >= self._options.failures_before_unhealthy
+        ):
+            endpoint.healthy = False

@@ -1,0 +1,317 @@
+"""GPU job scheduler: places jobs, reserves VRAM, and queues what does not fit."""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from cluster.config import ClusterConfig
+from cluster.errors import CapacityTimeout, NoCapableNode, UnknownModel
+from cluster.registry import NodeRegistry
+from policies.placement import Placement, place_first_fit, why_unplaceable
+from policies.types import ExecutionMode, NodeStatus
+
+
+@dataclass
+class Job:
+    """A unit of work for the cluster, as the specification's Python API builds it."""
+
+    job_id: str
+    model: str
+    priority: int = 3
+    estimated_vram_gb: float | None = None
+    requires_parallel: bool = False
+    requires_chaining: bool = False
+    payload: dict[str, Any] = field(default_factory=dict)
+    timeout_s: float | None = None
+
+
+@dataclass(frozen=True)
+class Lease:
+    """VRAM reserved on one node for one call of a job."""
+
+    lease_id: int
+    job_id: str
+    node_id: str
+    model: str
+    vram_gb: float
+    reason: str
+
+
+@dataclass(order=True)
+class _Waiter:
+    priority: int
+    seq: int
+    job_id: str = field(compare=False)
+    models: tuple[str, ...] = field(compare=False)
+    vram_gb: float | None = field(compare=False)
+    future: asyncio.Future[Lease] = field(compare=False)
+    enqueued_at: float = field(compare=False)
+
+
+class JobScheduler:
+    """Reserves capacity on dispatch, releases it on finish, and serves waiters by priority.
+
+    All state changes happen on one event loop without awaiting in between, so a placement
+    and its reservation are atomic.
+    """
+
+    def __init__(
+        self,
+        cluster: ClusterConfig,
+        registry: NodeRegistry,
+        *,
+        default_timeout_s: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._cluster = cluster
+        self._registry = registry
+        self._default_timeout_s = default_timeout_s
+        self._clock = clock
+        self._leases: dict[int, Lease] = {}
+        self._ids = itertools.count(1)
+        self._seq = itertools.count()
+        self._queue: list[_Waiter] = []
+        registry.on_change(self._dispatch)
+
+    # -- capacity -----------------------------------------------------------------
+    def job_vram(self, model: str, override: float | None = None) -> float:
+        """VRAM one call of `model` reserves."""
+        if override is not None:
+            return float(override)
+        return self._cluster.models[model].job_vram_gb
+
+    def _check_models(self, models: Sequence[str]) -> None:
+        for model in models:
+            if model not in self._cluster.models:
+                valid = ", ".join(self._cluster.models)
+                raise UnknownModel(f"unknown model {model!r}; valid: {valid}")
+        served = [m for m in models if any(m in n.models for n in self._cluster.nodes)]
+        if not served:
+            raise NoCapableNode(f"no node serves {', '.join(models)}")
+
+    def _placement(
+        self, models: Sequence[str], vram_gb: float | None, exclude: frozenset[str] = frozenset()
+    ) -> Placement | None:
+        views = [v for v in self._registry.views() if v.node_id not in exclude]
+        for model in models:
+            found = place_first_fit(views, [model], self.job_vram(model, vram_gb))
+            if found is not None:
+                return found
+        return None
+
+    def _reserve(self, job_id: str, placement: Placement, vram_gb: float | None) -> Lease:
+        gb = self.job_vram(placement.model, vram_gb)
+        node = self._registry.get(placement.node_id)
+        node.reserved_gb += gb
+        node.in_flight += 1
+        lease = Lease(
+            next(self._ids), job_id, placement.node_id, placement.model, gb, placement.reason
+        )
+        self._leases[lease.lease_id] = lease
+        return lease
+
+    def _blocked_by_queue(self, models: Sequence[str], priority: int) -> bool:
+        """A waiter at least as urgent wants one of these models: do not jump it."""
+        wanted = set(models)
+        return any(w.priority <= priority and wanted & set(w.models) for w in self._queue)
+
+    def try_acquire(
+        self,
+        job_id: str,
+        models: Sequence[str],
+        *,
+        priority: int = 3,
+        vram_gb: float | None = None,
+        exclude_nodes: frozenset[str] = frozenset(),
+        node_id: str | None = None,
+    ) -> Lease | None:
+        """Reserve on the best node for the first of `models` that fits now, or None."""
+        self._check_models(models)
+        if self._blocked_by_queue(models, priority):
+            return None
+        if node_id is not None:
+            exclude_nodes = frozenset(n.config.id for n in self._registry.all()) - {node_id}
+        placement = self._placement(models, vram_gb, exclude_nodes)
+        return None if placement is None else self._reserve(job_id, placement, vram_gb)
+
+    async def acquire(
+        self,
+        job_id: str,
+        models: Sequence[str],
+        *,
+        priority: int = 3,
+        vram_gb: float | None = None,
+        timeout_s: float | None = None,
+    ) -> Lease:
+        """Reserve now, or wait in the priority queue until capacity frees or the deadline."""
+        lease = self.try_acquire(job_id, models, priority=priority, vram_gb=vram_gb)
+        if lease is not None:
+            return lease
+        self._ensure_some_node_can_serve(models)
+        loop = asyncio.get_running_loop()
+        waiter = _Waiter(
+            priority,
+            next(self._seq),
+            job_id,
+            tuple(models),
+            vram_gb,
+            loop.create_future(),
+            self._clock(),
+        )
+        heapq.heappush(self._queue, waiter)
+        timeout = self._default_timeout_s if timeout_s is None else timeout_s
+        try:
+            return await asyncio.wait_for(asyncio.shield(waiter.future), timeout)
+        except TimeoutError:
+            self._abandon(waiter)
+            views = self._registry.views()
+            why = "; ".join(why_unplaceable(views, m, self.job_vram(m, vram_gb)) for m in models)
+            raise CapacityTimeout(
+                f"job {job_id} waited {timeout:g}s for capacity for {', '.join(models)}: {why}",
+                retry_after_s=timeout,
+            ) from None
+        except asyncio.CancelledError:
+            self._abandon(waiter)
+            raise
+
+    def _abandon(self, waiter: _Waiter) -> None:
+        """Take a waiter out of the queue; capacity granted to it meanwhile goes back."""
+        if waiter in self._queue:
+            self._queue.remove(waiter)
+            heapq.heapify(self._queue)
+        if waiter.future.done() and not waiter.future.cancelled():
+            self.release(waiter.future.result())
+        else:
+            waiter.future.cancel()
+
+    def _ensure_some_node_can_serve(self, models: Sequence[str]) -> None:
+        for model in models:
+            for node in self._registry.all():
+                fits = self.job_vram(model) <= node.vram_total_gb - node.config.vram_used_gb
+                if model in node.config.models and node.status is not NodeStatus.OFFLINE and fits:
+                    return
+        raise NoCapableNode(f"every node serving {', '.join(models)} is offline or too small")
+
+    def release(self, lease: Lease) -> None:
+        """Give a lease's capacity back (idempotent) and dispatch waiters."""
+        if self._leases.pop(lease.lease_id, None) is None:
+            return
+        node = self._registry.get(lease.node_id)
+        node.reserved_gb = max(0.0, node.reserved_gb - lease.vram_gb)
+        node.in_flight = max(0, node.in_flight - 1)
+        self._dispatch()
+
+    def release_lease(self, lease_id: int) -> None:
+        """Release a lease by id (idempotent)."""
+        lease = self._leases.get(lease_id)
+        if lease is not None:
+            self.release(lease)
+
+    def release_job(self, job_id: str) -> int:
+        """Release every lease a job still holds; returns how many."""
+        leases = [lease for lease in self._leases.values() if lease.job_id == job_id]
+        for lease in leases:
+            self.release(lease)
+        return len(leases)
+
+    def _dispatch(self) -> None:
+        """Grant capacity to waiters, most urgent first; those that do not fit keep waiting."""
+        for waiter in sorted(self._queue):
+            if waiter.future.done():
+                continue
+            placement = self._placement(waiter.models, waiter.vram_gb)
+            if placement is None:
+                continue
+            waiter.future.set_result(self._reserve(waiter.job_id, placement, waiter.vram_gb))
+            self._queue.remove(waiter)
+        heapq.heapify(self._queue)
+
+    # -- views ----------------------------------------------------------------------
+    def leases(self) -> list[Lease]:
+        return list(self._leases.values())
+
+    def queue_snapshot(self) -> list[dict[str, Any]]:
+        """Waiting jobs in dispatch order."""
+        now = self._clock()
+        return [
+            {
+                "job_id": w.job_id,
+                "priority": w.priority,
+                "models": list(w.models),
+                "waiting_s": round(now - w.enqueued_at, 3),
+            }
+            for w in sorted(self._queue)
+        ]
+
+    @property
+    def queue_depth(self) -> int:
+        return len(self._queue)
+
+    # -- the specification's API -----------------------------------------------------
+    async def schedule_job(self, job: Job) -> dict[str, Any]:
+        """Place and reserve a job (waiting if needed); release with `complete_job`."""
+        started = self._clock()
+        mode = ExecutionMode.SINGLE
+        if job.requires_chaining:
+            mode = ExecutionMode.CHAINED
+        leases = [
+            await self.acquire(
+                job.job_id,
+                [job.model],
+                priority=job.priority,
+                vram_gb=job.estimated_vram_gb,
+                timeout_s=job.timeout_s,
+            )
+        ]
+        waited = self._clock() - started
+        if job.requires_parallel:
+            mode = ExecutionMode.PARALLEL
+            # One more lease on each other node that serves the model and has room.
+            while (
+                extra := self.try_acquire(
+                    job.job_id,
+                    [job.model],
+                    priority=job.priority,
+                    vram_gb=job.estimated_vram_gb,
+                    exclude_nodes=frozenset(lease.node_id for lease in leases),
+                )
+            ) is not None:
+                leases.append(extra)
+        return {
+            "job_id": job.job_id,
+            "execution_mode": mode.value,
+            "queued": waited > 0.001,
+            "queue_wait_s": round(waited, 4),
+            "node": self._node_ref(leases[0]),
+            "nodes": [self._node_ref(lease) for lease in leases],
+            "reason": leases[0].reason,
+        }
+
+    def complete_job(self, job_id: str) -> int:
+        """Release what `schedule_job` reserved for this job."""
+        return self.release_job(job_id)
+
+    @asynccontextmanager
+    async def running(self, job: Job) -> AsyncIterator[dict[str, Any]]:
+        """Schedule a job for the duration of a `with` block."""
+        try:
+            yield await self.schedule_job(job)
+        finally:
+            self.release_job(job.job_id)
+
+    def _node_ref(self, lease: Lease) -> dict[str, Any]:
+        node = self._cluster.node(lease.node_id)
+        dep = node.models[lease.model]
+        return {
+            "node_id": lease.node_id,
+            "model": lease.model,
+            "endpoint": ClusterConfig.base_url(node, lease.model, dep),
+            "vram_reserved_gb": lease.vram_gb,
+        }

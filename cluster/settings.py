@@ -1,0 +1,69 @@
+"""Process settings: file locations and the specification's environment overrides."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, AnyHttpUrl, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from cluster.config import CONFIG_DIR
+
+
+class Settings(BaseSettings):
+    """Router settings; explicit arguments win over the environment, which wins over defaults."""
+
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", populate_by_name=True)
+
+    cluster_config: Path = Field(
+        default=CONFIG_DIR / "cluster.yaml", validation_alias="ROUTER_CLUSTER_CONFIG"
+    )
+    """The cluster file."""
+    routing_config: Path = Field(
+        default=CONFIG_DIR / "routing.yaml", validation_alias="ROUTER_ROUTING_CONFIG"
+    )
+    """The routing policy file."""
+    llm_node_1_url: AnyHttpUrl | None = Field(
+        default=None, validation_alias=AliasChoices("LLM_NODE_1_URL", "llm_node_1_url")
+    )
+    """Overrides the first node's URL; all its models follow."""
+    llm_node_2_url: AnyHttpUrl | None = Field(
+        default=None, validation_alias=AliasChoices("LLM_NODE_2_URL", "llm_node_2_url")
+    )
+    """Overrides the second node's URL; all its models follow."""
+    llm_enable_parallel: bool = Field(
+        default=True, validation_alias=AliasChoices("LLM_ENABLE_PARALLEL", "llm_enable_parallel")
+    )
+    """When false, parallel requests run as single jobs on one model."""
+    llm_max_parallel_jobs: int = Field(
+        default=4,
+        ge=1,
+        le=64,
+        validation_alias=AliasChoices("LLM_MAX_PARALLEL_JOBS", "llm_max_parallel_jobs"),
+    )
+    """Most branches one parallel request fans out to."""
+    llm_default_timeout: float = Field(
+        default=60.0,
+        gt=0,
+        validation_alias=AliasChoices("LLM_DEFAULT_TIMEOUT", "llm_default_timeout"),
+    )
+    """Seconds a model call, and a job's wait for capacity, may take."""
+    llm_max_retries: int = Field(
+        default=1, ge=0, le=10, validation_alias=AliasChoices("LLM_MAX_RETRIES", "llm_max_retries")
+    )
+    """Retries of a failed model call inside ChatOpenAI."""
+    llm_request_logprobs: bool = Field(
+        default=True,
+        validation_alias=AliasChoices("LLM_REQUEST_LOGPROBS", "llm_request_logprobs"),
+    )
+    """Ask backends for token logprobs, from which answer confidence is derived."""
+    ensemble_aggregator: str = Field(
+        default="deepseek",
+        validation_alias=AliasChoices("ROUTER_ENSEMBLE_MODEL", "ensemble_aggregator"),
+    )
+    """Model that synthesises answers for the ensemble merge."""
+
+    def node_url_overrides(self) -> dict[int, str]:
+        """Node number (1-based) -> URL, for the nodes whose URL is overridden."""
+        urls = {1: self.llm_node_1_url, 2: self.llm_node_2_url}
+        return {n: str(u).rstrip("/") for n, u in urls.items() if u is not None}

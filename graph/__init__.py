@@ -1,0 +1,1 @@
+"""The routing graph: state schemas, the runtime context type and the builder."""

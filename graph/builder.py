@@ -1,0 +1,41 @@
+"""The routing graph: classify → schedule → call models (four modes) → merge."""
+
+from __future__ import annotations
+
+from langgraph.graph import END, START, StateGraph
+
+from graph.context import RouterContext
+from graph.state import RouterInput, RouterOutput, RouterState
+from nodes.call_model import call_model
+from nodes.chain_step import after_step, chain_step
+from nodes.classify import classify
+from nodes.merge import merge
+from nodes.schedule import dispatch, schedule
+from nodes.wait_for_capacity import wait_for_capacity
+
+
+def build_graph() -> StateGraph[RouterState, RouterContext, RouterInput, RouterOutput]:
+    """The uncompiled graph; each user compiles its own (server, Studio, tests)."""
+    g = StateGraph(
+        RouterState,
+        context_schema=RouterContext,
+        input_schema=RouterInput,
+        output_schema=RouterOutput,
+    )
+    g.add_node("classify", classify)
+    g.add_node("schedule", schedule)
+    g.add_node("wait_for_capacity", wait_for_capacity)
+    g.add_node("call_model", call_model)
+    g.add_node("chain_step", chain_step)
+    g.add_node("merge", merge)
+
+    g.add_edge(START, "classify")
+    g.add_edge("classify", "schedule")
+    g.add_conditional_edges("schedule", dispatch, ["call_model", "wait_for_capacity"])
+    g.add_edge("wait_for_capacity", "schedule")
+    g.add_edge("call_model", "chain_step")
+    g.add_conditional_edges(
+        "chain_step", after_step, {"next_operation": "classify", "merge": "merge"}
+    )
+    g.add_edge("merge", END)
+    return g

@@ -1,0 +1,132 @@
+"""The graph's input, state and output schemas."""
+
+from __future__ import annotations
+
+import operator
+from typing import Annotated, Any, Required
+
+# LangServe builds its schemas from these; on Python 3.11 that needs typing_extensions.
+from typing_extensions import TypedDict
+
+
+class RouterInput(TypedDict, total=False):
+    """What a caller sends."""
+
+    prompt: Required[str]
+    """The request text."""
+    task_hints: list[str]
+    """Client hints such as `threat` or `code`; they help but do not decide."""
+    task_type: str | None
+    """Force this task type instead of classifying."""
+    model: str | None
+    """Force this model instead of the task type's."""
+    models: list[str]
+    """Several models to fan the prompt out to (parallel)."""
+    requires_parallel: bool
+    """Run in parallel across capable nodes and models."""
+    requires_chaining: bool
+    """Run `operations` one after another."""
+    operations: list[str]
+    """Chain steps, e.g. extract, classify, generate."""
+    items: list[str]
+    """A batch of items to split across nodes (parallel)."""
+    batch_size: int | None
+    """Declared batch size; with no items the prompt is fanned out instead."""
+    merge_strategy: str | None
+    """consensus, weighted, concatenate, best_quality or ensemble."""
+    priority: int | None
+    """1 most urgent .. 5 least; the task type's default when empty."""
+    parameters: dict[str, Any]
+    """Generation parameters (temperature, max_tokens, ...)."""
+    timeout_s: float | None
+    """Most seconds the job may wait for capacity."""
+    job_id: str
+    """Caller-chosen id; generated when empty."""
+    user: str
+    """Authenticated user, set by the service."""
+    tenant: str
+    """Authenticated tenant, set by the service."""
+
+
+class BranchTask(TypedDict):
+    """One model call, sent to `call_model` with its reserved capacity."""
+
+    step: int
+    """Chain step (0 outside chains)."""
+    branch: int
+    """Position among the step's calls."""
+    label: str
+    """Shown in merges, e.g. `granite-guardian@gb10-node-2`."""
+    model: str
+    """Model to call."""
+    node_id: str
+    """Node whose endpoint is called."""
+    lease_id: int
+    """Reservation released when the call ends."""
+    prompt: str
+    """Text sent to the model."""
+    parameters: dict[str, Any]
+    """Generation parameters."""
+    first_item: int | None
+    """Index of the chunk's first item in the batch, or None."""
+    item_count: int
+    """Items in the chunk (0 when not a batch)."""
+
+
+class BranchResult(TypedDict):
+    """What one `call_model` produced."""
+
+    step: int
+    """Chain step."""
+    branch: int
+    """Position among the step's calls."""
+    label: str
+    """Who answered."""
+    model: str
+    """Model called."""
+    node_id: str
+    """Node called."""
+    first_item: int | None
+    """Index of the chunk's first item, or None."""
+    item_count: int
+    """Items in the chunk."""
+    result: dict[str, Any] | None
+    """Chat completion, or None when the call failed."""
+    error: dict[str, Any] | None
+    """The failure as {code, message, http_status}, or None."""
+
+
+class RouterOutput(TypedDict, total=False):
+    """The specification's response shape."""
+
+    job_id: str
+    """The job's id."""
+    status: str
+    """completed (failures raise errors with a code)."""
+    routing: dict[str, Any]
+    """Task type, model, priority, confidence and reasons."""
+    scheduling: dict[str, Any]
+    """Execution mode, node(s) and why, queue wait."""
+    result: dict[str, Any]
+    """Chat completion shape, with merge details when several answers met."""
+    execution_mode: str
+    """single, parallel, chained or queued."""
+    chain: list[dict[str, Any]]
+    """Each chain step's operation, task type, model, node and output."""
+
+
+class RouterState(RouterInput, RouterOutput, total=False):
+    """Everything the graph's nodes read and write."""
+
+    planned_mode: str
+    """Mode chosen from the request before capacity is known."""
+    plan: list[BranchTask]
+    """Calls of the current step, each with reserved capacity."""
+    granted_lease: int | None
+    """Lease handed over by the queue, used by the next schedule."""
+    queue_wait_s: float
+    """Seconds spent waiting for capacity."""
+    branch_results: Annotated[list[BranchResult], operator.add]
+    """Results of every call, all steps; fan-out branches join here."""
+    chain_index: int
+    """Index of the chain operation being run."""

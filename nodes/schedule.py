@@ -1,0 +1,158 @@
+"""schedule: reserve capacity for the step's calls, or send the job to the queue."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from langgraph.runtime import Runtime
+from langgraph.types import Send
+
+from cluster.config import ClusterConfig
+from cluster.errors import UnknownModel
+from cluster.runtime import RouterRuntime
+from cluster.scheduler import Lease
+from graph.context import RouterContext
+from graph.state import BranchTask, RouterState
+from nodes.classify import chain_prompt
+from policies.batching import chunk_items, numbered_prompt
+from policies.types import ExecutionMode
+
+
+def _task(
+    lease: Lease, branch: int, prompt: str, state: RouterState, first_item: int | None, count: int
+) -> BranchTask:
+    return BranchTask(
+        step=state.get("chain_index", 0),
+        branch=branch,
+        label=f"{lease.model}@{lease.node_id}",
+        model=lease.model,
+        node_id=lease.node_id,
+        lease_id=lease.lease_id,
+        prompt=prompt,
+        parameters=dict(state.get("parameters") or {}),
+        first_item=first_item,
+        item_count=count,
+    )
+
+
+def _node_ref(ctx: RouterRuntime, lease: Lease) -> dict[str, Any]:
+    node = ctx.cluster.node(lease.node_id)
+    return {
+        "node_id": lease.node_id,
+        "model": lease.model,
+        "endpoint": ClusterConfig.base_url(node, lease.model, node.models[lease.model]),
+        "vram_reserved_gb": lease.vram_gb,
+    }
+
+
+def _fan_out_targets(ctx: RouterRuntime, state: RouterState) -> list[tuple[str, str | None]]:
+    """(model, node or None) pairs a parallel step may use, in preference order."""
+    models = list(state.get("models") or [])
+    for name in models:
+        if name not in ctx.cluster.models:
+            raise UnknownModel(f"unknown model {name!r}; valid: {', '.join(ctx.cluster.models)}")
+    if models:
+        return [(m, None) for m in models]
+    routing = state["routing"]
+    candidates = routing["candidates"]
+    pairs = [
+        (model, node.id)
+        for model in candidates
+        for node in ctx.cluster.nodes
+        if model in node.models
+    ]
+    return pairs
+
+
+def _parallel_leases(
+    ctx: RouterRuntime, state: RouterState, job_id: str, priority: int, first: Lease | None
+) -> list[Lease]:
+    limit = ctx.settings.llm_max_parallel_jobs
+    leases = [first] if first is not None else []
+    for model, node_id in _fan_out_targets(ctx, state):
+        if len(leases) >= limit:
+            break
+        if any(
+            lease.model == model and (node_id is None or lease.node_id == node_id)
+            for lease in leases
+        ):
+            continue
+        lease = ctx.scheduler.try_acquire(job_id, [model], priority=priority, node_id=node_id)
+        if lease is not None:
+            leases.append(lease)
+    return leases
+
+
+async def schedule(state: RouterState, runtime: Runtime[RouterContext]) -> dict[str, Any]:
+    """Plan the step's calls on reserved capacity; an empty plan means wait in the queue."""
+    ctx = runtime.context
+    job_id = state["job_id"]
+    routing = state["routing"]
+    priority = int(routing["priority"])
+    mode = ExecutionMode.parse(state["planned_mode"])
+    granted = state.get("granted_lease")
+    first = next((lease for lease in ctx.scheduler.leases() if lease.lease_id == granted), None)
+    items = list(state.get("items") or [])
+    prompt = state["prompt"]
+
+    if mode is ExecutionMode.PARALLEL:
+        leases = _parallel_leases(ctx, state, job_id, priority, first)
+    else:
+        lease = first or ctx.scheduler.try_acquire(job_id, routing["candidates"], priority=priority)
+        leases = [lease] if lease is not None else []
+    if not leases:
+        return {"plan": [], "granted_lease": None, "status": "queued"}
+
+    plan: list[BranchTask] = []
+    if mode is ExecutionMode.CHAINED:
+        plan.append(
+            _task(leases[0], 0, chain_prompt(state, state.get("chain_index", 0)), state, None, 0)
+        )
+    elif items and mode is ExecutionMode.PARALLEL:
+        weights = [
+            ctx.registry.get(lease.node_id).vram_available_gb + lease.vram_gb for lease in leases
+        ]
+        chunks = chunk_items(items, weights)
+        for branch, ((start, chunk), lease) in enumerate(zip(chunks, leases, strict=False)):
+            plan.append(
+                _task(
+                    lease, branch, numbered_prompt(prompt, chunk, start), state, start, len(chunk)
+                )
+            )
+        for lease in leases[len(chunks) :]:
+            ctx.scheduler.release(lease)
+        leases = leases[: len(chunks)]
+    elif items:
+        plan.append(_task(leases[0], 0, numbered_prompt(prompt, items, 0), state, 0, len(items)))
+    else:
+        plan.extend(_task(lease, i, prompt, state, None, 0) for i, lease in enumerate(leases))
+
+    waited = state.get("queue_wait_s", 0.0)
+    shown_mode = ExecutionMode.QUEUED if waited and mode is not ExecutionMode.CHAINED else mode
+    scheduling = {
+        "job_id": job_id,
+        "execution_mode": shown_mode.value,
+        "dispatched_as": mode.value,
+        "node": {
+            k: v for k, v in _node_ref(ctx, leases[0]).items() if k in ("node_id", "endpoint")
+        },
+        "nodes": [_node_ref(ctx, lease) for lease in leases],
+        "reason": leases[0].reason,
+        "queued": bool(waited),
+        "queue_wait_s": round(waited, 4),
+    }
+    return {
+        "plan": plan,
+        "granted_lease": None,
+        "scheduling": scheduling,
+        "execution_mode": shown_mode.value,
+        "status": "running",
+    }
+
+
+def dispatch(state: RouterState) -> list[Send] | Literal["wait_for_capacity"]:
+    """One `call_model` per planned call, or the queue when nothing could be reserved."""
+    plan = state.get("plan") or []
+    if not plan:
+        return "wait_for_capacity"
+    return [Send("call_model", task) for task in plan]

@@ -1,0 +1,44 @@
+"""Splitting a batch of items across execution slots."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+def proportional_counts(total: int, weights: Sequence[float]) -> list[int]:
+    """Split `total` into integer shares proportional to `weights` (largest remainder)."""
+    if total < 0:
+        raise ValueError("total must be >= 0")
+    if not weights:
+        raise ValueError("at least one weight is needed")
+    positive = [max(w, 0.0) for w in weights]
+    mass = sum(positive)
+    if mass == 0:
+        positive = [1.0] * len(weights)
+        mass = float(len(weights))
+    exact = [total * w / mass for w in positive]
+    counts = [int(x) for x in exact]
+    order = sorted(range(len(exact)), key=lambda i: (-(exact[i] - counts[i]), i))
+    for i in order[: total - sum(counts)]:
+        counts[i] += 1
+    return counts
+
+
+def chunk_items(items: Sequence[str], weights: Sequence[float]) -> list[tuple[int, list[str]]]:
+    """Contiguous chunks of `items`, sized by `weights`; each with its first item's index.
+
+    Empty chunks are dropped, so fewer chunks than weights may come back.
+    """
+    chunks: list[tuple[int, list[str]]] = []
+    start = 0
+    for count in proportional_counts(len(items), weights):
+        if count:
+            chunks.append((start, list(items[start : start + count])))
+        start += count
+    return chunks
+
+
+def numbered_prompt(prompt: str, items: Sequence[str], first_index: int) -> str:
+    """The prompt followed by the chunk's items, numbered as in the whole batch."""
+    lines = [f"{first_index + i + 1}. {item}" for i, item in enumerate(items)]
+    return f"{prompt}\n\n" + "\n".join(lines)

@@ -1,0 +1,94 @@
+"""What merge strategies take and give."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from policies.types import MergeStrategy
+
+#: Confidence assumed for an answer whose backend gave no logprobs.
+DEFAULT_CONFIDENCE = 0.5
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One answer to merge."""
+
+    label: str
+    """Who produced it, for example `llama31@gb10-node-2` or `items 1-25`."""
+    text: str
+    """The answer text."""
+    model: str = ""
+    """Model that produced it."""
+    confidence: float | None = None
+    """0-1 from token logprobs, or None when the backend gave none."""
+    finish_reason: str | None = None
+    """OpenAI finish_reason: `stop`, `length` (truncated), ..."""
+
+    @property
+    def weight(self) -> float:
+        """Confidence, or the default when unknown."""
+        return DEFAULT_CONFIDENCE if self.confidence is None else self.confidence
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """What format the request asked for."""
+
+    json: bool = False
+    code: bool = False
+
+
+@dataclass(frozen=True)
+class MergeOutcome:
+    """The merged answer, which inputs it used and why."""
+
+    strategy: MergeStrategy
+    answer: str
+    used: list[int]
+    reason: str
+    notes: list[str] = field(default_factory=list)
+    scores: dict[int, float] = field(default_factory=dict)
+
+
+class MergeFn(Protocol):
+    """A merge strategy: candidates in, one outcome out."""
+
+    def __call__(self, candidates: list[Candidate], expect: Expectation) -> MergeOutcome: ...
+
+
+_JSON_ASK = re.compile(r"\bjson\b", re.IGNORECASE)
+_CODE_ASK = re.compile(
+    r"\b(code|script|yara|sigma|snort|suricata|kql|spl|regex|query|function|rule)\b",
+    re.IGNORECASE,
+)
+
+
+def expectation_for(prompt: str) -> Expectation:
+    """Infer the expected output format from the prompt."""
+    return Expectation(json=bool(_JSON_ASK.search(prompt)), code=bool(_CODE_ASK.search(prompt)))
+
+
+_WS = re.compile(r"\s+")
+_EDGE_PUNCT = re.compile(r"^[\W_]+|[\W_]+$")
+
+
+def normalise(text: str) -> str:
+    """Case-, space- and edge-punctuation-insensitive form used to compare answers."""
+    return _EDGE_PUNCT.sub("", _WS.sub(" ", text.strip().lower()))
+
+
+def group_by_answer(candidates: list[Candidate]) -> dict[str, list[int]]:
+    """Indices of candidates grouped by normalised answer, in first-seen order."""
+    groups: dict[str, list[int]] = {}
+    for index, cand in enumerate(candidates):
+        groups.setdefault(normalise(cand.text), []).append(index)
+    return groups
+
+
+def require_candidates(candidates: list[Candidate]) -> None:
+    """Raise ValueError when there is nothing to merge."""
+    if not candidates:
+        raise ValueError("nothing to merge: no candidate answers")

@@ -1,0 +1,165 @@
+"""A local server that speaks the OpenAI chat-completions API, as a vLLM node would.
+
+Paths: `/{model}/v1/...` (a path-routing proxy, the cluster's default layout) and `/v1/...`.
+Every request is recorded, so tests can check which model on which node each call reached.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+Reply = Callable[[str, list[dict[str, Any]]], str]
+
+
+def echo_reply(model: str, messages: list[dict[str, Any]]) -> str:
+    """`<model>: <first 40 chars of the last message>`."""
+    return f"{model}: {str(messages[-1]['content'])[:40]}"
+
+
+@dataclass
+class Behaviour:
+    """How the fake answers; tests change it between requests."""
+
+    reply: Reply = echo_reply
+    delay_s: float = 0.0
+    fail_status: int | None = None
+    logprob: float | None = -0.1
+    finish_reason: str = "stop"
+    per_model_logprob: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Call:
+    """One request the fake received."""
+
+    node: str
+    path_model: str | None
+    served_model: str
+    messages: list[dict[str, Any]]
+    body: dict[str, Any]
+    at: float
+
+
+class FakeOpenAIBackend:
+    """One fake node: an OpenAI-compatible server on a loopback port, run in a thread."""
+
+    def __init__(self, node: str, behaviour: Behaviour | None = None) -> None:
+        self.node = node
+        self.behaviour = behaviour or Behaviour()
+        self.calls: list[Call] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self._ids = itertools.count(1)
+        self.port = _free_port()
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def app(self) -> Starlette:
+        async def chat(request: Request) -> JSONResponse:
+            body = await request.json()
+            path_model = request.path_params.get("model")
+            served = str(body.get("model"))
+            b = self.behaviour
+            self.calls.append(
+                Call(self.node, path_model, served, body["messages"], body, time.time())
+            )
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            try:
+                if b.delay_s:
+                    await asyncio.sleep(b.delay_s)
+            finally:
+                self.in_flight -= 1
+            if b.fail_status is not None:
+                return JSONResponse(
+                    {"error": {"message": "fake failure", "type": "server_error"}},
+                    status_code=b.fail_status,
+                )
+            text = b.reply(path_model or served, body["messages"])
+            choice: dict[str, Any] = {
+                "index": 0,
+                "message": {"role": "assistant", "content": text},
+                "finish_reason": b.finish_reason,
+            }
+            logprob = b.per_model_logprob.get(path_model or served, b.logprob)
+            if body.get("logprobs") and logprob is not None:
+                tokens = text.split() or [""]
+                choice["logprobs"] = {
+                    "content": [
+                        {"token": t, "logprob": logprob, "bytes": None, "top_logprobs": []}
+                        for t in tokens
+                    ]
+                }
+            prompt_tokens = sum(len(str(m["content"]).split()) for m in body["messages"])
+            completion_tokens = len(text.split())
+            return JSONResponse(
+                {
+                    "id": f"chatcmpl-{self.node}-{next(self._ids)}",
+                    "object": "chat.completion",
+                    "created": int(time.time()),
+                    "model": served,
+                    "choices": [choice],
+                    "usage": {
+                        "prompt_tokens": prompt_tokens,
+                        "completion_tokens": completion_tokens,
+                        "total_tokens": prompt_tokens + completion_tokens,
+                    },
+                }
+            )
+
+        async def health(request: Request) -> JSONResponse:
+            return JSONResponse({})
+
+        return Starlette(
+            routes=[
+                Route("/{model}/v1/chat/completions", chat, methods=["POST"]),
+                Route("/v1/chat/completions", chat, methods=["POST"]),
+                Route("/health", health),
+            ]
+        )
+
+    def start(self) -> FakeOpenAIBackend:
+        config = uvicorn.Config(
+            self.app(), host="127.0.0.1", port=self.port, log_level="warning", lifespan="off"
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"fake backend {self.node} did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def models_called(self) -> list[str]:
+        return [c.path_model or c.served_model for c in self.calls]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

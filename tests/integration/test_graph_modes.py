@@ -1,0 +1,187 @@
+"""The graph end to end in all four modes, against fake OpenAI backends over real HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from cluster.errors import BackendUnavailable, CapacityTimeout, InvalidRequest
+from cluster.runtime import RouterRuntime
+from graph.builder import build_graph
+from tests.conftest import FakeCluster
+
+
+@pytest.fixture
+def graph() -> Any:
+    return build_graph().compile()
+
+
+async def run(graph: Any, runtime: RouterRuntime, **request: Any) -> dict[str, Any]:
+    result: dict[str, Any] = await graph.ainvoke(request, context=runtime)
+    return result
+
+
+async def test_single_threat_analysis_reaches_llama31_on_node2(
+    graph: Any, runtime: RouterRuntime, fake_cluster: FakeCluster
+) -> None:
+    out = await run(
+        graph,
+        runtime,
+        prompt="Analyze this suspicious PowerShell script for malicious intent: IEX(New-Object Net.WebClient)",
+        task_hints=["threat", "adversary", "malicious"],
+        parameters={"temperature": 0.3},
+    )
+    assert out["status"] == "completed"
+    assert out["execution_mode"] == "single"
+    assert out["routing"]["task_type"] == "adversarial_reasoning"
+    assert out["routing"]["model"] == "llama31"
+    assert out["scheduling"]["node"]["node_id"] == "gb10-node-2"
+    assert out["scheduling"]["node"]["endpoint"] == f"{fake_cluster.node2.url}/llama31/v1"
+    assert fake_cluster.node2.models_called() == ["llama31"]
+    assert fake_cluster.node1.calls == []
+    call = fake_cluster.node2.calls[0]
+    assert call.served_model == "llama31"
+    assert call.body["temperature"] == 0.3
+    assert call.body["logprobs"] is True
+    choice = out["result"]["choices"][0]
+    assert choice["message"]["content"].startswith("llama31: Analyze this")
+    assert out["result"]["confidence"] == pytest.approx(0.904837, abs=1e-5)
+    assert out["result"]["usage"]["total_tokens"] > 0
+    assert runtime.scheduler.leases() == []
+
+
+async def test_yara_rule_goes_to_qwen_coder(
+    graph: Any, runtime: RouterRuntime, fake_cluster: FakeCluster
+) -> None:
+    out = await run(
+        graph,
+        runtime,
+        prompt="Generate a YARA rule to detect this malware family: strings 'evil.dll' and 'x0r'",
+        task_hints=["code", "rule", "generate"],
+    )
+    assert out["routing"]["model"] == "qwen-coder"
+    assert fake_cluster.node2.models_called() == ["qwen-coder"]
+
+
+async def test_parallel_batch_spreads_over_both_nodes_and_keeps_item_order(
+    graph: Any, runtime: RouterRuntime, fake_cluster: FakeCluster
+) -> None:
+    items = [f"log line {i}" for i in range(50)]
+
+    def reply(model: str, messages: list[dict[str, Any]]) -> str:
+        lines = [ln for ln in str(messages[-1]["content"]).splitlines() if ln[:1].isdigit()]
+        return "\n".join(f"{ln.split('.')[0]}: benign" for ln in lines)
+
+    fake_cluster.node1.behaviour.reply = reply
+    fake_cluster.node2.behaviour.reply = reply
+    out = await run(
+        graph,
+        runtime,
+        prompt="Classify each log entry as benign or malicious.",
+        task_hints=["classify", "anomaly"],
+        requires_parallel=True,
+        items=items,
+    )
+    assert out["execution_mode"] == "parallel"
+    nodes = {n["node_id"] for n in out["scheduling"]["nodes"]}
+    assert nodes == {"gb10-node-1", "gb10-node-2"}
+    assert fake_cluster.node1.calls and fake_cluster.node2.calls
+    answer = out["result"]["choices"][0]["message"]["content"]
+    numbers = [int(line.split(":")[0]) for line in answer.splitlines() if line[:1].isdigit()]
+    assert numbers == list(range(1, 51))
+    assert out["result"]["merge"]["strategy"] == "concatenate"
+    covered = sorted(tuple(b["items"]) for b in out["result"]["branches"])
+    assert covered[0][0] == 0 and covered[-1][1] == 49
+    assert runtime.scheduler.leases() == []
+
+
+async def test_parallel_without_items_fans_out_models_and_merges(
+    graph: Any, runtime: RouterRuntime, fake_cluster: FakeCluster
+) -> None:
+    fake_cluster.node1.behaviour.reply = lambda m, msgs: "malicious"
+    fake_cluster.node2.behaviour.reply = lambda m, msgs: "Malicious."
+    out = await run(
+        graph,
+        runtime,
+        prompt="Analyze these 50 log entries for anomalies: is this batch benign or malicious?",
+        task_hints=["classify", "anomaly"],
+        requires_parallel=True,
+        batch_size=50,
+    )
+    assert out["execution_mode"] == "parallel"
+    called = {(c.node, c.path_model) for n in fake_cluster.by_node().values() for c in n.calls}
+    assert ("gb10-node-2", "granite-guardian") in called
+    assert any(node == "gb10-node-1" for node, _ in called)
+    merge = out["result"]["merge"]
+    assert merge["strategy"] == "consensus"
+    assert len(merge["used"]) == len(called)
+
+
+async def test_chain_extract_classify_generate_routes_each_step(
+    graph: Any, runtime: RouterRuntime, fake_cluster: FakeCluster
+) -> None:
+    out = await run(
+        graph,
+        runtime,
+        prompt="First extract IOCs, then classify threats, finally generate response plan",
+        task_hints=["parse", "classify", "generate"],
+        requires_chaining=True,
+        operations=["extract", "classify", "generate"],
+    )
+    assert out["execution_mode"] == "chained"
+    steps = out["chain"]
+    assert [s["operation"] for s in steps] == ["extract", "classify", "generate"]
+    assert [s["model"] for s in steps] == ["phi4", "granite-guardian", "qwen-coder"]
+    assert fake_cluster.node2.models_called() == ["phi4", "granite-guardian", "qwen-coder"]
+    # Each step sees the outputs of the earlier ones.
+    third = str(fake_cluster.node2.calls[2].messages[-1]["content"])
+    assert steps[0]["output"] in third and steps[1]["output"] in third
+    assert out["result"]["choices"][0]["message"]["content"] == steps[2]["output"]
+
+
+async def test_queued_job_runs_when_capacity_frees(
+    graph: Any, runtime: RouterRuntime, fake_cluster: FakeCluster
+) -> None:
+    runtime.registry.update_status("gb10-node-2", vram_used_gb=79.5)
+    task = asyncio.create_task(
+        run(graph, runtime, prompt="Label this alert: true positive or false positive?",
+            task_type="classification", model="granite-guardian")
+    )
+    await asyncio.sleep(0.2)
+    assert not task.done()
+    assert runtime.scheduler.queue_depth == 1
+    runtime.registry.update_status("gb10-node-2", vram_used_gb=10)
+    out = await asyncio.wait_for(task, 5)
+    assert out["execution_mode"] == "queued"
+    assert out["scheduling"]["dispatched_as"] == "single"
+    assert out["scheduling"]["queue_wait_s"] >= 0.15
+    assert fake_cluster.node2.models_called() == ["granite-guardian"]
+
+
+async def test_queued_job_times_out_with_capacity_error(
+    graph: Any, runtime: RouterRuntime, fake_cluster: FakeCluster
+) -> None:
+    runtime.registry.update_status("gb10-node-2", vram_used_gb=80)
+    with pytest.raises(CapacityTimeout) as err:
+        await run(graph, runtime, prompt="x", model="granite-guardian", timeout_s=0.2)
+    assert err.value.http_status == 503
+    assert "granite-guardian" in err.value.message
+    assert runtime.scheduler.queue_depth == 0
+    assert fake_cluster.node2.calls == []
+
+
+async def test_backend_failure_is_a_clear_503(
+    graph: Any, runtime: RouterRuntime, fake_cluster: FakeCluster
+) -> None:
+    fake_cluster.node2.behaviour.fail_status = 500
+    with pytest.raises(BackendUnavailable) as err:
+        await run(graph, runtime, prompt="Generate a Sigma rule for rundll32 spawning cmd")
+    assert err.value.http_status == 503
+    assert runtime.scheduler.leases() == []
+
+
+async def test_unknown_model_is_refused(graph: Any, runtime: RouterRuntime) -> None:
+    with pytest.raises(InvalidRequest, match="valid: deepseek"):
+        await run(graph, runtime, prompt="hello", model="gpt-17")
