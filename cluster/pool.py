@@ -12,6 +12,7 @@ import httpx
 import openai
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from langchain_openai import ChatOpenAI
+from pydantic import SecretStr
 
 from cluster.config import ClusterConfig
 from cluster.errors import (
@@ -162,7 +163,7 @@ class LLMPool:
                 llm = ChatOpenAI(
                     model=served,
                     base_url=base_url,
-                    api_key=dep.api_key,  # type: ignore[arg-type]
+                    api_key=SecretStr(dep.api_key),
                     timeout=options.timeout_s,
                     max_retries=options.max_retries,
                     logprobs=options.request_logprobs or None,

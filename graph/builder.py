@@ -5,7 +5,7 @@ from __future__ import annotations
 from langgraph.graph import END, START, StateGraph
 
 from graph.context import RouterContext
-from graph.state import RouterInput, RouterOutput, RouterState
+from graph.state import BranchTask, RouterInput, RouterOutput, RouterState
 from nodes.call_model import call_model
 from nodes.chain_step import after_step, chain_step
 from nodes.classify import classify
@@ -25,7 +25,7 @@ def build_graph() -> StateGraph[RouterState, RouterContext, RouterInput, RouterO
     g.add_node("classify", classify)
     g.add_node("schedule", schedule)
     g.add_node("wait_for_capacity", wait_for_capacity)
-    g.add_node("call_model", call_model)
+    g.add_node("call_model", call_model, input_schema=BranchTask)
     g.add_node("chain_step", chain_step)
     g.add_node("merge", merge)
 

@@ -11,9 +11,10 @@ from graph.context import RouterContext
 from graph.state import BranchResult, BranchTask
 
 
-async def call_model(task: BranchTask, runtime: Runtime[RouterContext]) -> dict[str, Any]:
+async def call_model(state: BranchTask, runtime: Runtime[RouterContext]) -> dict[str, Any]:
     """Call the model; a failure is recorded on the branch so sibling branches still count."""
     ctx = runtime.context
+    task = state
     result: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
     try:

@@ -55,7 +55,7 @@ def _fan_out_targets(ctx: RouterRuntime, state: RouterState) -> list[tuple[str, 
         return [(m, None) for m in models]
     routing = state["routing"]
     candidates = routing["candidates"]
-    pairs = [
+    pairs: list[tuple[str, str | None]] = [
         (model, node.id)
         for model in candidates
         for node in ctx.cluster.nodes

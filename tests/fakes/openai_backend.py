@@ -163,3 +163,17 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def main() -> None:
+    """Serve one fake node in this process: `python -m tests.fakes.openai_backend PORT [NAME]`."""
+    import sys
+
+    port = int(sys.argv[1])
+    fake = FakeOpenAIBackend(sys.argv[2] if len(sys.argv) > 2 else "fake")
+    fake.port = port
+    uvicorn.run(fake.app(), host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+
+
+if __name__ == "__main__":
+    main()

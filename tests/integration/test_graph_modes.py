@@ -146,8 +146,13 @@ async def test_queued_job_runs_when_capacity_frees(
 ) -> None:
     runtime.registry.update_status("gb10-node-2", vram_used_gb=79.5)
     task = asyncio.create_task(
-        run(graph, runtime, prompt="Label this alert: true positive or false positive?",
-            task_type="classification", model="granite-guardian")
+        run(
+            graph,
+            runtime,
+            prompt="Label this alert: true positive or false positive?",
+            task_type="classification",
+            model="granite-guardian",
+        )
     )
     await asyncio.sleep(0.2)
     assert not task.done()

@@ -1,0 +1,88 @@
+"""Per-request overhead of the routing graph against a zero-latency fake node.
+
+    uv run python bench/graph_overhead.py [--requests 1000]
+
+Times, in one run and against the same fake node (its own process): a raw httpx POST, a
+ChatOpenAI call (what the graph's call_model makes), and a full graph `ainvoke` in single
+mode. Graph overhead is the graph's time minus the ChatOpenAI call's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import httpx
+
+from bench.common import HEADER, fake_node, percentile, row
+from cluster.runtime import build_runtime
+from cluster.settings import Settings
+from graph.builder import build_graph
+
+PROMPT = "Analyze this suspicious PowerShell script for malicious intent: IEX(...)"
+HINTS = ["threat", "adversary"]
+
+
+async def measure(url: str, n: int) -> dict[str, list[float]]:
+    runtime = build_runtime(Settings(llm_node_1_url=url, llm_node_2_url=url, llm_max_retries=0))
+    graph = build_graph().compile()
+    body = {"model": "llama31", "messages": [{"role": "user", "content": PROMPT}], "logprobs": True}
+    endpoint = runtime.pool.endpoint("llama31")
+    samples: dict[str, list[float]] = {
+        "raw httpx POST": [],
+        "ChatOpenAI call (pool)": [],
+        "graph ainvoke (single)": [],
+    }
+    async with httpx.AsyncClient() as client:
+
+        async def raw() -> None:
+            r = await client.post(f"{endpoint.base_url}/chat/completions", json=body)
+            r.raise_for_status()
+
+        async def pool_call() -> None:
+            await runtime.pool.call_model("llama31", PROMPT)
+
+        async def graph_call() -> None:
+            out = await graph.ainvoke({"prompt": PROMPT, "task_hints": HINTS}, context=runtime)
+            assert out["routing"]["model"] == "llama31"
+
+        calls = {
+            "raw httpx POST": raw,
+            "ChatOpenAI call (pool)": pool_call,
+            "graph ainvoke (single)": graph_call,
+        }
+        for fn in calls.values():  # warm up connections and caches
+            for _ in range(50):
+                await fn()
+        # Interleave so that machine noise hits every path alike.
+        for _ in range(n):
+            for name, fn in calls.items():
+                started = time.perf_counter()
+                await fn()
+                samples[name].append((time.perf_counter() - started) * 1000)
+    await runtime.pool.aclose()
+    return samples
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--requests", type=int, default=1000)
+    args = parser.parse_args()
+    with fake_node() as url:
+        samples = asyncio.run(measure(url, args.requests))
+    print(HEADER)
+    for name, values in samples.items():
+        print(row(name, values))
+    graph, pool = samples["graph ainvoke (single)"], samples["ChatOpenAI call (pool)"]
+    p50 = percentile(graph, 50) - percentile(pool, 50)
+    p99 = percentile(graph, 99) - percentile(pool, 99)
+    print(f"\ngraph overhead over the model call: p50 {p50:.2f} ms, p99 {p99:.2f} ms")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,82 @@
+"""Placement and batch splitting policies."""
+
+from __future__ import annotations
+
+import pytest
+
+from policies.batching import chunk_items, numbered_prompt, proportional_counts
+from policies.modes import choose_mode
+from policies.placement import NodeView, place, why_unplaceable
+from policies.types import ExecutionMode, NodeStatus
+
+
+def node(
+    node_id: str,
+    util: float,
+    free: float,
+    status: NodeStatus = NodeStatus.AVAILABLE,
+    models: tuple[str, ...] = ("m",),
+    in_flight: int = 0,
+    max_jobs: int | None = None,
+) -> NodeView:
+    return NodeView(node_id, status, 80, free, util, frozenset(models), in_flight, max_jobs)
+
+
+def test_least_utilised_node_with_room_wins() -> None:
+    nodes = [node("a", 0.7, 50), node("b", 0.2, 50), node("c", 0.1, 1)]
+    chosen = place(nodes, "m", 4)
+    assert chosen is not None and chosen.node_id == "b"
+    assert "lowest utilisation" in chosen.reason
+
+
+def test_busy_offline_and_full_nodes_are_skipped() -> None:
+    nodes = [
+        node("a", 0.0, 50, NodeStatus.BUSY),
+        node("b", 0.0, 50, NodeStatus.OFFLINE),
+        node("c", 0.0, 50, in_flight=2, max_jobs=2),
+        node("d", 0.9, 3),
+    ]
+    assert place(nodes, "m", 4) is None
+    assert "a is busy" in why_unplaceable(nodes, "m", 4)
+    assert place(nodes, "other", 1) is None
+    assert why_unplaceable(nodes, "other", 1) == "no node serves other"
+
+
+def test_proportional_counts_sum_and_follow_weights() -> None:
+    assert proportional_counts(50, [55, 20]) == [37, 13]
+    assert sum(proportional_counts(7, [1, 1, 1])) == 7
+    assert proportional_counts(3, [0, 0]) == [2, 1]
+    with pytest.raises(ValueError):
+        proportional_counts(3, [])
+
+
+def test_chunks_are_contiguous_and_cover_every_item_once() -> None:
+    items = [str(i) for i in range(10)]
+    chunks = chunk_items(items, [3, 1, 0])
+    assert [start for start, _ in chunks] == [0, 8]
+    assert [x for _, chunk in chunks for x in chunk] == items
+    assert numbered_prompt("P", ["x", "y"], 8).endswith("9. x\n10. y")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "mode"),
+    [
+        ({}, ExecutionMode.SINGLE),
+        ({"requires_parallel": True}, ExecutionMode.PARALLEL),
+        ({"items": ["a", "b"]}, ExecutionMode.PARALLEL),
+        ({"models": ["a", "b"]}, ExecutionMode.PARALLEL),
+        ({"requires_parallel": True, "parallel_enabled": False}, ExecutionMode.SINGLE),
+        ({"operations": ["extract"]}, ExecutionMode.CHAINED),
+    ],
+)
+def test_mode_choice(kwargs: dict[str, object], mode: ExecutionMode) -> None:
+    args: dict[str, object] = {
+        "requires_parallel": False,
+        "requires_chaining": False,
+        "operations": [],
+        "items": [],
+        "models": [],
+        "parallel_enabled": True,
+    }
+    args.update(kwargs)
+    assert choose_mode(**args) is mode  # type: ignore[arg-type]

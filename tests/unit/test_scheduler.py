@@ -1,0 +1,148 @@
+"""Capacity accounting and the priority queue."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import pytest
+
+from cluster.config import CONFIG_DIR, load_cluster_config
+from cluster.errors import CapacityTimeout, NoCapableNode, UnknownModel
+from cluster.registry import NodeRegistry
+from cluster.scheduler import Job, JobScheduler
+
+
+def make() -> tuple[NodeRegistry, JobScheduler]:
+    cluster = load_cluster_config(CONFIG_DIR / "cluster.yaml")
+    registry = NodeRegistry(cluster)
+    return registry, JobScheduler(cluster, registry, default_timeout_s=5)
+
+
+def assert_within_bounds(registry: NodeRegistry) -> None:
+    for node in registry.all():
+        assert node.reserved_gb >= -1e-9
+        assert node.reported_used_gb + node.reserved_gb <= node.vram_total_gb + 1e-9
+        assert 0 <= node.vram_available_gb <= node.vram_total_gb
+        assert node.in_flight >= 0
+
+
+async def test_capacity_never_negative_or_over_total_under_200_concurrent_jobs() -> None:
+    registry, scheduler = make()
+    rng = random.Random(7)
+    models = ["deepseek", "qwen72", "phi4", "qwen-coder", "llama31", "granite-guardian"]
+    peak = {"gb10-node-1": 0.0, "gb10-node-2": 0.0}
+
+    async def job(i: int) -> None:
+        lease = await scheduler.acquire(
+            f"j{i}",
+            [rng.choice(models)],
+            priority=rng.randint(1, 5),
+            vram_gb=rng.choice([1.0, 4.0, 10.0, 25.0]),
+            timeout_s=30,
+        )
+        assert_within_bounds(registry)
+        node = registry.get(lease.node_id)
+        peak[lease.node_id] = max(peak[lease.node_id], node.reserved_gb)
+        await asyncio.sleep(rng.random() * 0.01)
+        if i % 3 == 0:
+            registry.update_status(lease.node_id, compute_utilization=rng.random())
+        scheduler.release(lease)
+        assert_within_bounds(registry)
+
+    await asyncio.gather(*(job(i) for i in range(200)))
+    assert scheduler.leases() == []
+    assert scheduler.queue_depth == 0
+    assert all(n.reserved_gb == pytest.approx(0) and n.in_flight == 0 for n in registry.all())
+    # The load really filled the nodes, so the bound was exercised.
+    assert max(peak.values()) > 60
+
+
+async def test_queue_serves_priority_then_arrival_order() -> None:
+    registry, scheduler = make()
+    registry.update_status("gb10-node-2", vram_used_gb=80)
+    order: list[str] = []
+
+    async def waiter(name: str, priority: int) -> None:
+        lease = await scheduler.acquire(name, ["phi4"], priority=priority, vram_gb=40)
+        order.append(name)
+        await asyncio.sleep(0)
+        scheduler.release(lease)
+
+    tasks = [
+        asyncio.create_task(waiter(n, p))
+        for n, p in [("low", 5), ("urgent-1", 1), ("mid", 3), ("urgent-2", 1)]
+    ]
+    await asyncio.sleep(0.05)
+    assert [w["job_id"] for w in scheduler.queue_snapshot()] == [
+        "urgent-1",
+        "urgent-2",
+        "mid",
+        "low",
+    ]
+    registry.update_status("gb10-node-2", vram_used_gb=40)
+    await asyncio.wait_for(asyncio.gather(*tasks), 5)
+    assert order == ["urgent-1", "urgent-2", "mid", "low"]
+
+
+async def test_new_arrival_does_not_jump_an_equally_urgent_waiter() -> None:
+    registry, scheduler = make()
+    registry.update_status("gb10-node-2", vram_used_gb=79)
+    first = asyncio.create_task(scheduler.acquire("first", ["phi4"], priority=2, vram_gb=2))
+    await asyncio.sleep(0.01)
+    assert scheduler.try_acquire("second", ["phi4"], priority=2, vram_gb=0.5) is None
+    assert scheduler.try_acquire("urgent", ["phi4"], priority=1, vram_gb=0.5) is not None
+    registry.update_status("gb10-node-2", vram_used_gb=10)
+    assert (await first).node_id == "gb10-node-2"
+
+
+async def test_waiting_past_the_deadline_is_a_capacity_error_and_leaves_nothing_behind() -> None:
+    registry, scheduler = make()
+    registry.update_status("gb10-node-1", vram_used_gb=80)
+    with pytest.raises(CapacityTimeout, match="gb10-node-1 has 0.0 GB free"):
+        await scheduler.acquire("late", ["deepseek"], timeout_s=0.05)
+    assert scheduler.queue_depth == 0
+    registry.update_status("gb10-node-1", vram_used_gb=0)
+    assert scheduler.leases() == []
+
+
+async def test_cancelled_waiter_leaves_the_queue() -> None:
+    registry, scheduler = make()
+    registry.update_status("gb10-node-1", vram_used_gb=80)
+    task = asyncio.create_task(scheduler.acquire("gone", ["deepseek"]))
+    await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert scheduler.queue_depth == 0
+    registry.update_status("gb10-node-1", vram_used_gb=0)
+    assert scheduler.leases() == []
+
+
+async def test_unknown_model_and_offline_nodes_fail_at_once() -> None:
+    registry, scheduler = make()
+    with pytest.raises(UnknownModel):
+        scheduler.try_acquire("j", ["nope"])
+    registry.update_status("gb10-node-1", status="offline")
+    with pytest.raises(NoCapableNode, match="offline"):
+        await scheduler.acquire("j", ["deepseek"], timeout_s=1)
+
+
+async def test_specification_schedule_job_reserves_until_completed() -> None:
+    registry, scheduler = make()
+    job = Job(
+        job_id="threat_analysis_001",
+        model="llama31",
+        priority=1,
+        estimated_vram_gb=10,
+        requires_parallel=False,
+        requires_chaining=False,
+        payload={"prompt": "..."},
+    )
+    decision = await scheduler.schedule_job(job)
+    assert decision["execution_mode"] == "single"
+    assert decision["node"]["node_id"] == "gb10-node-2"
+    assert decision["node"]["endpoint"] == "http://gb10-node-2:8001/llama31/v1"
+    assert registry.get("gb10-node-2").reserved_gb == 10
+    assert scheduler.complete_job("threat_analysis_001") == 1
+    assert registry.get("gb10-node-2").reserved_gb == 0
