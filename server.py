@@ -1,0 +1,63 @@
+"""The FastAPI application: `/api/llm`, LangServe at `/graph`, `/healthz` and the docs."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+
+from cluster.runtime import RouterRuntime, build_runtime
+from cluster.settings import Settings
+from graph.builder import build_graph
+from service.auth import Authenticator, Principal, load_api_keys
+from service.context import ServiceContext
+from service.errors import install_error_handlers
+from service.langserve_io import mount_graph
+from service.routes import router as llm_router
+
+
+def build_authenticator(settings: Settings) -> Authenticator:
+    """From the JWT secret and the API keys file; ValueError when neither is configured."""
+    keys: dict[str, Principal] = {}
+    if settings.api_keys_file is not None:
+        keys = load_api_keys(settings.api_keys_file)
+    secret = settings.jwt_secret.get_secret_value() if settings.jwt_secret else None
+    return Authenticator(secret, keys)
+
+
+def create_app(
+    settings: Settings | None = None, *, runtime: RouterRuntime | None = None
+) -> FastAPI:
+    """Build the app; bad configuration raises ValueError naming the field."""
+    runtime = runtime or build_runtime(settings)
+    service = ServiceContext(
+        runtime=runtime,
+        graph=build_graph().compile(),
+        authenticator=build_authenticator(runtime.settings),
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await service.drain()
+        await runtime.pool.aclose()
+
+    app = FastAPI(
+        title="gb10-router",
+        version="0.1.0",
+        description="Routes SOC LLM requests to specialised models on GB10 GPU nodes.",
+        lifespan=lifespan,
+    )
+    app.state.service = service
+    install_error_handlers(app)
+    app.include_router(llm_router)
+
+    @app.get("/healthz", tags=["health"])
+    async def healthz() -> dict[str, Any]:
+        """Liveness, without authentication."""
+        return {"status": "ok", "nodes_available": runtime.registry.available_count()}
+
+    mount_graph(app, service)
+    return app

@@ -1,0 +1,1 @@
+"""The `gb10-router` command line."""

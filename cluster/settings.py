@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import AliasChoices, AnyHttpUrl, Field
+from pydantic import AliasChoices, AnyHttpUrl, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from cluster.config import CONFIG_DIR
@@ -62,6 +62,25 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("ROUTER_ENSEMBLE_MODEL", "ensemble_aggregator"),
     )
     """Model that synthesises answers for the ensemble merge."""
+
+    jwt_secret: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("ROUTER_JWT_SECRET", "jwt_secret")
+    )
+    """HS256 secret that signs and checks bearer tokens."""
+    api_keys_file: Path | None = Field(
+        default=None, validation_alias=AliasChoices("ROUTER_API_KEYS_FILE", "api_keys_file")
+    )
+    """YAML file of static API keys, each with user, tenant and roles."""
+    max_prompt_chars: int = Field(
+        default=100_000,
+        ge=1,
+        validation_alias=AliasChoices("ROUTER_MAX_PROMPT_CHARS", "max_prompt_chars"),
+    )
+    """Longest prompt accepted; longer ones get 422."""
+    max_items: int = Field(
+        default=10_000, ge=1, validation_alias=AliasChoices("ROUTER_MAX_ITEMS", "max_items")
+    )
+    """Most batch items one request may carry."""
 
     def node_url_overrides(self) -> dict[int, str]:
         """Node number (1-based) -> URL, for the nodes whose URL is overridden."""

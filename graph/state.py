@@ -113,6 +113,10 @@ class RouterOutput(TypedDict, total=False):
     """single, parallel, chained or queued."""
     chain: list[dict[str, Any]]
     """Each chain step's operation, task type, model, node and output."""
+    user: str
+    """Who ran the job."""
+    tenant: str
+    """Whose job it is."""
 
 
 class RouterState(RouterInput, RouterOutput, total=False):

@@ -8,6 +8,7 @@ from typing import Any
 from langgraph.runtime import Runtime
 
 from cluster.errors import InvalidRequest
+from cluster.settings import Settings
 from graph.context import RouterContext
 from graph.state import RouterState
 from policies.modes import choose_mode
@@ -16,6 +17,18 @@ from policies.types import ExecutionMode
 
 def new_job_id() -> str:
     return f"job_{uuid.uuid4().hex[:16]}"
+
+
+def check_limits(settings: Settings, prompt: str, items: list[str]) -> None:
+    """InvalidRequest when the prompt or the batch is over the configured limits."""
+    if not prompt.strip():
+        raise InvalidRequest("prompt is empty")
+    if len(prompt) > settings.max_prompt_chars:
+        raise InvalidRequest(
+            f"prompt: {len(prompt)} characters, over the limit of {settings.max_prompt_chars}"
+        )
+    if len(items) > settings.max_items:
+        raise InvalidRequest(f"items: {len(items)} items, over the limit of {settings.max_items}")
 
 
 def chain_prompt(state: RouterState, index: int) -> str:
@@ -34,9 +47,8 @@ async def classify(state: RouterState, runtime: Runtime[RouterContext]) -> dict[
     ctx = runtime.context
     update: dict[str, Any] = {"job_id": state.get("job_id") or new_job_id(), "status": "routed"}
     prompt = state.get("prompt", "")
-    if not prompt.strip():
-        raise InvalidRequest("prompt is empty")
     if "planned_mode" not in state:
+        check_limits(ctx.settings, prompt, list(state.get("items") or []))
         mode = choose_mode(
             requires_parallel=bool(state.get("requires_parallel")),
             requires_chaining=bool(state.get("requires_chaining")),

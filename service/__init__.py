@@ -1,0 +1,1 @@
+"""HTTP concerns: schemas, authentication, jobs and the API routes."""

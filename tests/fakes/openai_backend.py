@@ -18,7 +18,7 @@ from typing import Any
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 Reply = Callable[[str, list[dict[str, Any]]], str]
@@ -72,7 +72,7 @@ class FakeOpenAIBackend:
         return f"http://127.0.0.1:{self.port}"
 
     def app(self) -> Starlette:
-        async def chat(request: Request) -> JSONResponse:
+        async def chat(request: Request) -> Response:
             body = await request.json()
             path_model = request.path_params.get("model")
             served = str(body.get("model"))
@@ -109,18 +109,25 @@ class FakeOpenAIBackend:
                 }
             prompt_tokens = sum(len(str(m["content"]).split()) for m in body["messages"])
             completion_tokens = len(text.split())
+            usage = {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
+            }
+            response_id = f"chatcmpl-{self.node}-{next(self._ids)}"
+            if body.get("stream"):
+                return StreamingResponse(
+                    _sse_chunks(response_id, served, choice, usage, body),
+                    media_type="text/event-stream",
+                )
             return JSONResponse(
                 {
-                    "id": f"chatcmpl-{self.node}-{next(self._ids)}",
+                    "id": response_id,
                     "object": "chat.completion",
                     "created": int(time.time()),
                     "model": served,
                     "choices": [choice],
-                    "usage": {
-                        "prompt_tokens": prompt_tokens,
-                        "completion_tokens": completion_tokens,
-                        "total_tokens": prompt_tokens + completion_tokens,
-                    },
+                    "usage": usage,
                 }
             )
 
@@ -157,6 +164,39 @@ class FakeOpenAIBackend:
 
     def models_called(self) -> list[str]:
         return [c.path_model or c.served_model for c in self.calls]
+
+
+async def _sse_chunks(
+    response_id: str,
+    served: str,
+    choice: dict[str, Any],
+    usage: dict[str, int],
+    body: dict[str, Any],
+) -> Any:
+    """The answer as OpenAI streaming chunks, one word each, as vLLM streams them."""
+    import json
+
+    words = str(choice["message"]["content"]).split(" ")
+    logprobs = (choice.get("logprobs") or {}).get("content") or []
+    base = {
+        "id": response_id,
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": served,
+    }
+    for i, word in enumerate(words):
+        delta: dict[str, Any] = {"content": word if i == 0 else f" {word}"}
+        if i == 0:
+            delta["role"] = "assistant"
+        chunk_choice: dict[str, Any] = {"index": 0, "delta": delta, "finish_reason": None}
+        if i < len(logprobs):
+            chunk_choice["logprobs"] = {"content": [logprobs[i]]}
+        yield f"data: {json.dumps({**base, 'choices': [chunk_choice]})}\n\n"
+    final = {"index": 0, "delta": {}, "finish_reason": choice["finish_reason"]}
+    yield f"data: {json.dumps({**base, 'choices': [final]})}\n\n"
+    if (body.get("stream_options") or {}).get("include_usage"):
+        yield f"data: {json.dumps({**base, 'choices': [], 'usage': usage})}\n\n"
+    yield "data: [DONE]\n\n"
 
 
 def _free_port() -> int:

@@ -1,0 +1,167 @@
+"""`gb10-router`: serve, classify, nodes, models, token. A user's mistake gets one line, exit 2."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import secrets
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import SecretStr, ValidationError
+
+from cluster.errors import RouterError
+from cluster.runtime import RouterRuntime, build_runtime
+from cluster.settings import Settings
+from service.auth import ADMIN, issue_token
+
+
+class UsageError(Exception):
+    """A mistake the user can fix; printed as one line."""
+
+
+def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
+    explicit: dict[str, Any] = dict(extra)
+    if getattr(args, "cluster_config", None):
+        explicit["cluster_config"] = Path(args.cluster_config)
+    if getattr(args, "routing_config", None):
+        explicit["routing_config"] = Path(args.routing_config)
+    return Settings(**explicit)
+
+
+def _runtime(args: argparse.Namespace) -> RouterRuntime:
+    return build_runtime(_settings(args))
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from server import create_app
+
+    settings = _settings(args)
+    if args.dev and settings.jwt_secret is None:
+        settings = settings.model_copy(update={"jwt_secret": SecretStr(secrets.token_urlsafe(32))})
+    app = create_app(settings)
+    if args.dev:
+        assert settings.jwt_secret is not None
+        token = issue_token(
+            settings.jwt_secret.get_secret_value(),
+            user="dev",
+            tenant="dev",
+            roles=[ADMIN],
+            ttl_s=12 * 3600,
+        )
+        print(
+            f"gb10-router --dev: ephemeral secret; admin token for this run:\n{token}", flush=True
+        )
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    return 0
+
+
+def cmd_classify(args: argparse.Namespace) -> int:
+    decision = _runtime(args).router.decide(args.prompt, args.hint or [])
+    print(json.dumps(decision.to_dict(), indent=2))
+    return 0
+
+
+def cmd_nodes(args: argparse.Namespace) -> int:
+    rt = _runtime(args)
+    print(f"{'node':<16} {'vram_gb':>8}  {'url':<32} models")
+    for node in rt.cluster.nodes:
+        print(f"{node.id:<16} {node.vram_total_gb:>8g}  {node.url:<32} {', '.join(node.models)}")
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    rt = _runtime(args)
+    print(f"{'model':<18} {'node':<14} {'vram_gb':>8}  endpoint")
+    for e in rt.pool.endpoints():
+        vram = rt.cluster.models[e.model].vram_gb
+        print(f"{e.model:<18} {e.node_id:<14} {vram:>8g}  {e.base_url}")
+    return 0
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    if settings.jwt_secret is None:
+        raise UsageError("ROUTER_JWT_SECRET is not set: it signs the token")
+    if args.ttl <= 0:
+        raise UsageError("--ttl must be a positive number of seconds")
+    roles = [ADMIN] if args.admin else []
+    print(
+        issue_token(
+            settings.jwt_secret.get_secret_value(),
+            user=args.user,
+            tenant=args.tenant,
+            roles=roles,
+            ttl_s=args.ttl,
+        )
+    )
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="gb10-router", description="LLM routing for GB10 GPU nodes.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def with_config(sp: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        sp.add_argument("--cluster-config", help="cluster YAML (default: config/cluster.yaml)")
+        sp.add_argument("--routing-config", help="routing YAML (default: config/routing.yaml)")
+        return sp
+
+    serve = with_config(sub.add_parser("serve", help="run the HTTP service"))
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--log-level", default="info")
+    serve.add_argument(
+        "--dev",
+        action="store_true",
+        help="ephemeral JWT secret; prints an admin token for this run",
+    )
+    serve.set_defaults(func=cmd_serve)
+
+    classify = with_config(sub.add_parser("classify", help="route a prompt without running it"))
+    classify.add_argument("prompt")
+    classify.add_argument("--hint", action="append", help="a task hint (repeatable)")
+    classify.set_defaults(func=cmd_classify)
+
+    with_config(sub.add_parser("nodes", help="list the configured nodes")).set_defaults(
+        func=cmd_nodes
+    )
+    with_config(sub.add_parser("models", help="list the model endpoints")).set_defaults(
+        func=cmd_models
+    )
+
+    token = sub.add_parser("token", help="print a signed bearer token (needs ROUTER_JWT_SECRET)")
+    token.add_argument("--user", required=True)
+    token.add_argument("--tenant", required=True)
+    token.add_argument("--admin", action="store_true")
+    token.add_argument("--ttl", type=int, default=3600, help="seconds until it expires")
+    token.set_defaults(func=cmd_token)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except (UsageError, RouterError, ValueError) as exc:
+        print(f"gb10-router: error: {_one_line(exc)}", file=sys.stderr)
+        return 2
+    return code
+
+
+def _one_line(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        return f"{where}: {first.get('msg')}" if where else str(first.get("msg"))
+    if isinstance(exc, RouterError):
+        return exc.message
+    return " ".join(str(exc).split())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,109 @@
+"""The service's parts, reached by handlers through FastAPI dependencies."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+from fastapi import Depends, Header, HTTPException, Request
+
+from cluster.errors import RouterError
+from cluster.runtime import RouterRuntime
+from service.auth import Authenticator, AuthError, Principal
+from service.jobs import JobRecord, MemoryJobStore
+
+
+def models_used(response: dict[str, Any]) -> list[str]:
+    """Models that answered, in order of first use."""
+    result = response.get("result") or {}
+    if response.get("chain"):
+        names = [step["model"] for step in response["chain"]]
+    elif result.get("branches"):
+        names = [b["model"] for b in result["branches"] if "error" not in b]
+    else:
+        names = [result.get("model_name") or response.get("routing", {}).get("model", "")]
+    return list(dict.fromkeys(n for n in names if n))
+
+
+@dataclass
+class ServiceContext:
+    """Runtime, compiled graph, authenticator and job store of one running service."""
+
+    runtime: RouterRuntime
+    graph: Any
+    authenticator: Authenticator
+    jobs: MemoryJobStore = field(default_factory=MemoryJobStore)
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+    async def run(self, graph_input: dict[str, Any]) -> dict[str, Any]:
+        """Run one request through the graph; capacity it still holds is released after."""
+        try:
+            out: dict[str, Any] = await self.graph.ainvoke(graph_input, context=self.runtime)
+        finally:
+            self.runtime.scheduler.release_job(graph_input["job_id"])
+        out["models_used"] = models_used(out)
+        if out.get("result", {}).get("merge"):
+            out["strategy"] = out["result"]["merge"]["strategy"]
+        return out
+
+    def submit(self, record: JobRecord, graph_input: dict[str, Any]) -> None:
+        """Run a job in the background, recording its outcome on the record."""
+
+        async def job() -> None:
+            record.status = "running"
+            try:
+                record.response = await self.run(graph_input)
+                record.status = "completed"
+            except RouterError as exc:
+                record.status = "failed"
+                record.error = {
+                    "code": exc.code,
+                    "message": exc.message,
+                    "http_status": exc.http_status,
+                }
+            finally:
+                record.finished_at = time.time()
+
+        self.jobs.add(record)
+        task = asyncio.create_task(job(), name=f"job {record.job_id}")
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def drain(self) -> None:
+        """Cancel background jobs (at shutdown)."""
+        for task in list(self.tasks):
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+
+
+def get_service(request: Request) -> ServiceContext:
+    service: ServiceContext = request.app.state.service
+    return service
+
+
+def current_principal(
+    request: Request,
+    service: Annotated[ServiceContext, Depends(get_service)],
+    authorization: Annotated[str | None, Header()] = None,
+) -> Principal:
+    """The authenticated caller; 401 otherwise."""
+    try:
+        principal = service.authenticator.authenticate(authorization)
+    except AuthError as exc:
+        raise HTTPException(401, str(exc), headers={"WWW-Authenticate": "Bearer"}) from None
+    request.state.principal = principal
+    return principal
+
+
+def require_admin(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+    """The caller, who must hold the admin or global-admin role; 403 otherwise."""
+    if not principal.is_admin:
+        raise HTTPException(403, "admin role required")
+    return principal
+
+
+Service = Annotated[ServiceContext, Depends(get_service)]
+User = Annotated[Principal, Depends(current_principal)]
+Admin = Annotated[Principal, Depends(require_admin)]

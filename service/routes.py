@@ -1,0 +1,97 @@
+"""The `/api/llm` endpoints."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, HTTPException
+from fastapi.responses import JSONResponse
+
+from nodes.classify import check_limits, new_job_id
+from service.context import Admin, Service, User
+from service.jobs import JobRecord
+from service.schemas import ClassificationRequest, NodeStatusUpdate, ProcessRequest
+
+router = APIRouter(prefix="/api/llm", tags=["llm"])
+
+
+@router.post("/process", responses={202: {"description": "accepted; poll the job"}})
+async def process(body: ProcessRequest, principal: User, service: Service) -> Any:
+    """Route, schedule, call and merge; with `async: true`, answer 202 and run in the background."""
+    check_limits(service.runtime.settings, body.prompt, body.items)
+    job_id = new_job_id()
+    graph_input = body.graph_input(user=principal.user, tenant=principal.tenant, job_id=job_id)
+    if body.run_async:
+        service.submit(JobRecord(job_id, principal.tenant, principal.user), graph_input)
+        return JSONResponse(
+            {"job_id": job_id, "status": "queued", "status_url": f"/api/llm/jobs/{job_id}"},
+            status_code=202,
+        )
+    return await service.run(graph_input)
+
+
+@router.get("/jobs/{job_id}")
+async def get_job(job_id: str, principal: User, service: Service) -> dict[str, Any]:
+    """Status and result of an asynchronous job of the caller's tenant."""
+    record = service.jobs.get(job_id, principal.tenant)
+    if record is None:
+        raise HTTPException(404, f"no job {job_id}")
+    return record.to_dict()
+
+
+@router.get("/models")
+async def list_models(principal: User, service: Service) -> dict[str, Any]:
+    """Every model endpoint with its node and health."""
+    models = [e.to_dict() for e in service.runtime.pool.endpoints()]
+    return {"models": models, "total": len(models)}
+
+
+@router.get("/nodes")
+async def list_nodes(principal: User, service: Service) -> dict[str, Any]:
+    """Every GPU node's state, how many are available, and the queue."""
+    rt = service.runtime
+    return {
+        "nodes": [n.to_dict() for n in rt.registry.all()],
+        "available_count": rt.registry.available_count(),
+        "queue": {"depth": rt.scheduler.queue_depth, "jobs": rt.scheduler.queue_snapshot()},
+    }
+
+
+@router.post("/nodes/status")
+async def update_node_status(
+    body: NodeStatusUpdate, admin: Admin, service: Service
+) -> dict[str, Any]:
+    """Admin: set a node's VRAM use, utilisation or status."""
+    node = service.runtime.registry.update_status(
+        body.node_id,
+        vram_used_gb=body.vram_used_gb,
+        compute_utilization=body.compute_utilization,
+        status=body.status,
+    )
+    return {"updated": True, "node": node.to_dict(), "updated_by": admin.user}
+
+
+@router.get("/routing/rules")
+async def routing_rules(principal: User, service: Service) -> dict[str, Any]:
+    """The routing policy in force and the active classifier."""
+    policy = service.runtime.policy
+    return {
+        "classifier": {"active": "rules", "layers": ["override", "rules"]},
+        "default_task_type": policy.default_task_type.value,
+        "task_types": {t.value: p.model_dump() for t, p in policy.task_types.items()},
+        "hints": {k: v.value for k, v in policy.hints.items()},
+        "hint_weight": policy.hint_weight,
+        "rules": [r.model_dump(mode="json") for r in policy.rules],
+        "operations": {k: v.value for k, v in policy.operations.items()},
+    }
+
+
+@router.post("/test-classification")
+async def test_classification(
+    body: ClassificationRequest, principal: User, service: Service
+) -> dict[str, Any]:
+    """Classify and pick a model without running anything."""
+    decision = service.runtime.router.decide(
+        body.prompt, body.task_hints, task_type=body.task_type, model=body.model
+    )
+    return {"prompt_chars": len(body.prompt), "routing": decision.to_dict()}

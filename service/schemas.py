@@ -1,0 +1,80 @@
+"""Request bodies of the HTTP API, field for field as the specification's examples."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from policies.types import MergeStrategy, NodeStatus, TaskType
+
+
+class ProcessRequest(BaseModel):
+    """`POST /api/llm/process`."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    prompt: str = Field(min_length=1)
+    """The request text; at most `max_prompt_chars` (settings, 100,000 by default)."""
+    task_hints: list[str] = Field(default_factory=list, max_length=32)
+    """Hints such as `threat` or `code`."""
+    requires_parallel: bool = False
+    """Run across capable nodes and models."""
+    requires_chaining: bool = False
+    """Run `operations` in order."""
+    operations: list[str] = Field(default_factory=list, max_length=16)
+    """Chain steps, e.g. extract, classify, generate."""
+    items: list[str] = Field(default_factory=list)
+    """Batch items to split across nodes."""
+    batch_size: int | None = Field(default=None, ge=1)
+    """Declared batch size."""
+    models: list[str] = Field(default_factory=list, max_length=16)
+    """Models to fan the prompt out to."""
+    merge_strategy: MergeStrategy | None = None
+    """How several answers become one."""
+    priority: int | None = Field(default=None, ge=1, le=5)
+    """1 most urgent .. 5 least."""
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    """Generation parameters: temperature, max_tokens, top_p, stop, seed, ..."""
+    task_type: TaskType | None = None
+    """Skip classification and use this task type."""
+    model: str | None = None
+    """Skip model choice and use this model."""
+    timeout_s: float | None = Field(default=None, gt=0, le=3600)
+    """Most seconds to wait for capacity."""
+    run_async: bool = Field(default=False, alias="async")
+    """Answer 202 at once; poll `GET /api/llm/jobs/{job_id}`."""
+
+    @model_validator(mode="after")
+    def _chain_needs_operations(self) -> ProcessRequest:
+        if self.requires_chaining and not self.operations:
+            raise ValueError("requires_chaining needs a non-empty operations list")
+        return self
+
+    def graph_input(self, *, user: str, tenant: str, job_id: str) -> dict[str, Any]:
+        """The graph's input, with the authenticated user and tenant."""
+        data = self.model_dump(exclude={"run_async"}, exclude_none=True, mode="json")
+        data.update(user=user, tenant=tenant, job_id=job_id)
+        return data
+
+
+class NodeStatusUpdate(BaseModel):
+    """`POST /api/llm/nodes/status` (admin)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    node_id: str = Field(min_length=1)
+    vram_used_gb: float | None = Field(default=None, ge=0)
+    compute_utilization: float | None = Field(default=None, ge=0, le=1)
+    status: NodeStatus | None = None
+
+
+class ClassificationRequest(BaseModel):
+    """`POST /api/llm/test-classification`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prompt: str = Field(min_length=1)
+    task_hints: list[str] = Field(default_factory=list, max_length=32)
+    task_type: TaskType | None = None
+    model: str | None = None
