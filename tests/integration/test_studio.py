@@ -1,0 +1,104 @@
+"""LangGraph Studio: `langgraph dev` loads langgraph.json offline and runs the graph."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from langgraph_sdk import get_client
+
+from tests.conftest import FakeCluster
+from tests.fakes.openai_backend import _free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.studio
+
+
+@pytest.fixture
+def studio(fake_cluster: FakeCluster, tmp_path: Path) -> Iterator[str]:
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LLM_", "ROUTER_"))}
+    env.update(
+        LANGGRAPH_CLI_NO_ANALYTICS="1",
+        LANGGRAPH_NO_VERSION_CHECK="1",
+        LLM_NODE_1_URL=fake_cluster.node1.url,
+        LLM_NODE_2_URL=fake_cluster.node2.url,
+    )
+    cli = Path(sys.executable).with_name("langgraph")
+    log = (tmp_path / "langgraph-dev.log").open("w")
+    proc = subprocess.Popen(
+        [
+            str(cli),
+            "dev",
+            "--no-browser",
+            "--no-reload",
+            "--port",
+            str(port),
+            "--host",
+            "127.0.0.1",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                if httpx.get(f"{url}/ok", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError((tmp_path / "langgraph-dev.log").read_text()[-3000:])
+            time.sleep(0.25)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+async def test_studio_lists_draws_and_runs_the_graph(
+    studio: str, fake_cluster: FakeCluster
+) -> None:
+    client = get_client(url=studio)
+    assistants = await client.assistants.search()
+    assert [a["graph_id"] for a in assistants] == ["gb10_router"]
+    assistant_id = assistants[0]["assistant_id"]
+
+    drawing = await client.assistants.get_graph(assistant_id)
+    nodes = {n["id"] for n in drawing["nodes"]}
+    assert {
+        "classify",
+        "schedule",
+        "wait_for_capacity",
+        "call_model",
+        "chain_step",
+        "merge",
+    } <= nodes
+
+    thread = await client.threads.create()
+    out = await client.runs.wait(
+        thread["thread_id"],
+        assistant_id,
+        input={
+            "prompt": "Generate a YARA rule to detect this malware family",
+            "task_hints": ["code"],
+        },
+    )
+    assert isinstance(out, dict)
+    assert out["status"] == "completed"
+    assert out["routing"]["model"] == "qwen-coder"
+    assert fake_cluster.node2.models_called() == ["qwen-coder"]
