@@ -83,6 +83,13 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_graph(args: argparse.Namespace) -> int:
+    from graph.builder import build_graph
+
+    print(build_graph().compile().get_graph().draw_mermaid(), end="")
+    return 0
+
+
 def cmd_token(args: argparse.Namespace) -> int:
     settings = _settings(args)
     if settings.jwt_secret is None:
@@ -133,6 +140,8 @@ def parser() -> argparse.ArgumentParser:
     with_config(sub.add_parser("models", help="list the model endpoints")).set_defaults(
         func=cmd_models
     )
+
+    sub.add_parser("graph", help="print the routing graph as Mermaid").set_defaults(func=cmd_graph)
 
     token = sub.add_parser("token", help="print a signed bearer token (needs ROUTER_JWT_SECRET)")
     token.add_argument("--user", required=True)

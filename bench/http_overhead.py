@@ -1,0 +1,116 @@
+"""HTTP-level overhead of `POST /api/llm/process` (single mode) against a zero-latency fake node.
+
+    uv run python bench/http_overhead.py [--requests 1000]
+
+One run, one fake node (its own process), one router (`gb10-router serve`, its own process):
+times a raw POST to the fake node, the same request through the router's HTTP API, and, for
+comparison, a graph `ainvoke` in this process. Router overhead = HTTP time - raw POST time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import httpx
+
+from bench.common import HEADER, ROOT, fake_node, free_port, percentile, row, wait_http
+from cluster.runtime import build_runtime
+from cluster.settings import Settings
+from graph.builder import build_graph
+from service.auth import issue_token
+
+PROMPT = "Analyze this suspicious PowerShell script for malicious intent: IEX(...)"
+SECRET = "bench-secret-0123456789abcdef0123456789"
+
+
+async def measure(router_url: str, node_url: str, n: int) -> dict[str, list[float]]:
+    token = issue_token(SECRET, user="bench", tenant="bench")
+    runtime = build_runtime(
+        Settings(llm_node_1_url=node_url, llm_node_2_url=node_url, llm_max_retries=0)
+    )
+    graph = build_graph().compile()
+    body = {"model": "llama31", "messages": [{"role": "user", "content": PROMPT}], "logprobs": True}
+    request = {"prompt": PROMPT, "task_hints": ["threat"]}
+    names = ["raw POST to the node", "graph ainvoke (in process)", "POST /api/llm/process"]
+    samples: dict[str, list[float]] = {name: [] for name in names}
+    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {token}"}) as client:
+
+        async def raw() -> None:
+            r = await client.post(f"{node_url}/llama31/v1/chat/completions", json=body)
+            r.raise_for_status()
+
+        async def in_process() -> None:
+            await graph.ainvoke(request, context=runtime)
+
+        async def http() -> None:
+            r = await client.post(f"{router_url}/api/llm/process", json=request)
+            r.raise_for_status()
+            assert r.json()["routing"]["model"] == "llama31"
+
+        calls = dict(zip(names, [raw, in_process, http], strict=True))
+        for fn in calls.values():
+            for _ in range(50):
+                await fn()
+        for _ in range(n):
+            for name, fn in calls.items():
+                started = time.perf_counter()
+                await fn()
+                samples[name].append((time.perf_counter() - started) * 1000)
+    await runtime.pool.aclose()
+    return samples
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--requests", type=int, default=1000)
+    args = parser.parse_args()
+    with fake_node() as node_url:
+        port = free_port()
+        env = dict(
+            os.environ,
+            ROUTER_JWT_SECRET=SECRET,
+            LLM_NODE_1_URL=node_url,
+            LLM_NODE_2_URL=node_url,
+            LLM_MAX_RETRIES="0",
+            PYTHONPATH=str(ROOT),
+        )
+        router = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "cli.main",
+                "serve",
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+            ],
+            env=env,
+            cwd=ROOT,
+        )
+        try:
+            router_url = f"http://127.0.0.1:{port}"
+            wait_http(f"{router_url}/healthz")
+            samples = asyncio.run(measure(router_url, node_url, args.requests))
+        finally:
+            router.terminate()
+            router.wait(timeout=10)
+    print(HEADER)
+    for name, values in samples.items():
+        print(row(name, values))
+    raw, http = samples["raw POST to the node"], samples["POST /api/llm/process"]
+    p50 = percentile(http, 50) - percentile(raw, 50)
+    p99 = percentile(http, 99) - percentile(raw, 99)
+    print(f"\nrouter overhead over a raw POST: p50 {p50:.2f} ms, p99 {p99:.2f} ms")
+
+
+if __name__ == "__main__":
+    main()
