@@ -4,32 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 
-import httpx
+from tests.fakes.net import free_port, wait_http
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_http(url: str, timeout_s: float = 30) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(url, timeout=1).status_code < 500:
-                return
-        time.sleep(0.05)
-    raise RuntimeError(f"{url} did not come up in {timeout_s}s")
 
 
 @contextlib.contextmanager
@@ -47,6 +30,22 @@ def fake_node(name: str = "bench") -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+async def interleaved(
+    calls: dict[str, Callable[[], Awaitable[None]]], n: int, warmup: int = 50
+) -> dict[str, list[float]]:
+    """Milliseconds per call of each path, interleaved so machine noise hits all alike."""
+    for fn in calls.values():
+        for _ in range(warmup):
+            await fn()
+    samples: dict[str, list[float]] = {name: [] for name in calls}
+    for _ in range(n):
+        for name, fn in calls.items():
+            started = time.perf_counter()
+            await fn()
+            samples[name].append((time.perf_counter() - started) * 1000)
+    return samples
 
 
 def percentile(samples: Sequence[float], q: float) -> float:

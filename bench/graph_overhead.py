@@ -12,14 +12,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import httpx
 
-from bench.common import HEADER, fake_node, percentile, row
+from bench.common import HEADER, fake_node, interleaved, percentile, row
 from cluster.runtime import build_runtime
 from cluster.settings import Settings
 from graph.builder import build_graph
@@ -33,11 +32,6 @@ async def measure(url: str, n: int) -> dict[str, list[float]]:
     graph = build_graph().compile()
     body = {"model": "llama31", "messages": [{"role": "user", "content": PROMPT}], "logprobs": True}
     endpoint = runtime.pool.endpoint("llama31")
-    samples: dict[str, list[float]] = {
-        "raw httpx POST": [],
-        "ChatOpenAI call (pool)": [],
-        "graph ainvoke (single)": [],
-    }
     async with httpx.AsyncClient() as client:
 
         async def raw() -> None:
@@ -51,20 +45,14 @@ async def measure(url: str, n: int) -> dict[str, list[float]]:
             out = await graph.ainvoke({"prompt": PROMPT, "task_hints": HINTS}, context=runtime)
             assert out["routing"]["model"] == "llama31"
 
-        calls = {
-            "raw httpx POST": raw,
-            "ChatOpenAI call (pool)": pool_call,
-            "graph ainvoke (single)": graph_call,
-        }
-        for fn in calls.values():  # warm up connections and caches
-            for _ in range(50):
-                await fn()
-        # Interleave so that machine noise hits every path alike.
-        for _ in range(n):
-            for name, fn in calls.items():
-                started = time.perf_counter()
-                await fn()
-                samples[name].append((time.perf_counter() - started) * 1000)
+        samples = await interleaved(
+            {
+                "raw httpx POST": raw,
+                "ChatOpenAI call (pool)": pool_call,
+                "graph ainvoke (single)": graph_call,
+            },
+            n,
+        )
     await runtime.pool.aclose()
     return samples
 

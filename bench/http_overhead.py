@@ -14,18 +14,18 @@ import asyncio
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import httpx
 
-from bench.common import HEADER, ROOT, fake_node, free_port, percentile, row, wait_http
+from bench.common import HEADER, ROOT, fake_node, interleaved, percentile, row
 from cluster.runtime import build_runtime
 from cluster.settings import Settings
 from graph.builder import build_graph
 from service.auth import issue_token
+from tests.fakes.net import free_port, wait_http
 
 PROMPT = "Analyze this suspicious PowerShell script for malicious intent: IEX(...)"
 SECRET = "bench-secret-0123456789abcdef0123456789"
@@ -39,8 +39,6 @@ async def measure(router_url: str, node_url: str, n: int) -> dict[str, list[floa
     graph = build_graph().compile()
     body = {"model": "llama31", "messages": [{"role": "user", "content": PROMPT}], "logprobs": True}
     request = {"prompt": PROMPT, "task_hints": ["threat"]}
-    names = ["raw POST to the node", "graph ainvoke (in process)", "POST /api/llm/process"]
-    samples: dict[str, list[float]] = {name: [] for name in names}
     async with httpx.AsyncClient(headers={"Authorization": f"Bearer {token}"}) as client:
 
         async def raw() -> None:
@@ -55,15 +53,14 @@ async def measure(router_url: str, node_url: str, n: int) -> dict[str, list[floa
             r.raise_for_status()
             assert r.json()["routing"]["model"] == "llama31"
 
-        calls = dict(zip(names, [raw, in_process, http], strict=True))
-        for fn in calls.values():
-            for _ in range(50):
-                await fn()
-        for _ in range(n):
-            for name, fn in calls.items():
-                started = time.perf_counter()
-                await fn()
-                samples[name].append((time.perf_counter() - started) * 1000)
+        samples = await interleaved(
+            {
+                "raw POST to the node": raw,
+                "graph ainvoke (in process)": in_process,
+                "POST /api/llm/process": http,
+            },
+            n,
+        )
     await runtime.pool.aclose()
     return samples
 

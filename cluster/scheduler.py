@@ -289,8 +289,8 @@ class JobScheduler:
             "execution_mode": mode.value,
             "queued": waited > 0.001,
             "queue_wait_s": round(waited, 4),
-            "node": self._node_ref(leases[0]),
-            "nodes": [self._node_ref(lease) for lease in leases],
+            "node": self.node_ref(leases[0]),
+            "nodes": [self.node_ref(lease) for lease in leases],
             "reason": leases[0].reason,
         }
 
@@ -306,7 +306,8 @@ class JobScheduler:
         finally:
             self.release_job(job.job_id)
 
-    def _node_ref(self, lease: Lease) -> dict[str, Any]:
+    def node_ref(self, lease: Lease) -> dict[str, Any]:
+        """Where a lease runs: node, model, the model's endpoint and the VRAM reserved."""
         node = self._cluster.node(lease.node_id)
         dep = node.models[lease.model]
         return {

@@ -7,7 +7,6 @@ from typing import Any, Literal
 from langgraph.runtime import Runtime
 from langgraph.types import Send
 
-from cluster.config import ClusterConfig
 from cluster.errors import UnknownModel
 from cluster.runtime import RouterRuntime
 from cluster.scheduler import Lease
@@ -33,16 +32,6 @@ def _task(
         first_item=first_item,
         item_count=count,
     )
-
-
-def _node_ref(ctx: RouterRuntime, lease: Lease) -> dict[str, Any]:
-    node = ctx.cluster.node(lease.node_id)
-    return {
-        "node_id": lease.node_id,
-        "model": lease.model,
-        "endpoint": ClusterConfig.base_url(node, lease.model, node.models[lease.model]),
-        "vram_reserved_gb": lease.vram_gb,
-    }
 
 
 def _fan_out_targets(ctx: RouterRuntime, state: RouterState) -> list[tuple[str, str | None]]:
@@ -129,14 +118,13 @@ async def schedule(state: RouterState, runtime: Runtime[RouterContext]) -> dict[
 
     waited = state.get("queue_wait_s", 0.0)
     shown_mode = ExecutionMode.QUEUED if waited and mode is not ExecutionMode.CHAINED else mode
+    refs = [ctx.scheduler.node_ref(lease) for lease in leases]
     scheduling = {
         "job_id": job_id,
         "execution_mode": shown_mode.value,
         "dispatched_as": mode.value,
-        "node": {
-            k: v for k, v in _node_ref(ctx, leases[0]).items() if k in ("node_id", "endpoint")
-        },
-        "nodes": [_node_ref(ctx, lease) for lease in leases],
+        "node": {k: v for k, v in refs[0].items() if k in ("node_id", "endpoint")},
+        "nodes": refs,
         "reason": leases[0].reason,
         "queued": bool(waited),
         "queue_wait_s": round(waited, 4),

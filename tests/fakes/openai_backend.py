@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -20,6 +19,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
+
+from tests.fakes.net import free_port
 
 Reply = Callable[[str, list[dict[str, Any]]], str]
 
@@ -63,7 +64,7 @@ class FakeOpenAIBackend:
         self.in_flight = 0
         self.max_in_flight = 0
         self._ids = itertools.count(1)
-        self.port = _free_port()
+        self.port = free_port()
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -197,12 +198,6 @@ async def _sse_chunks(
     if (body.get("stream_options") or {}).get("include_usage"):
         yield f"data: {json.dumps({**base, 'choices': [], 'usage': usage})}\n\n"
     yield "data: [DONE]\n\n"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def main() -> None:

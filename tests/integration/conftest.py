@@ -14,7 +14,7 @@ import uvicorn
 from server import create_app
 from service.auth import ADMIN, issue_token
 from tests.conftest import FakeCluster
-from tests.fakes.openai_backend import _free_port
+from tests.fakes.net import free_port
 
 SECRET = "test-secret-0123456789abcdef0123456789"
 
@@ -34,7 +34,7 @@ class RouterServer:
 
 
 def serve(app: object) -> tuple[uvicorn.Server, threading.Thread, str]:
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))  # type: ignore[arg-type]
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -5,19 +5,18 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 
 from tests.conftest import FakeCluster
-from tests.fakes.openai_backend import _free_port
+from tests.fakes.net import free_port, wait_http
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_dev_mode_prints_an_admin_token_that_works(fake_cluster: FakeCluster) -> None:
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LLM_", "ROUTER_"))}
     env.update(
         LLM_NODE_1_URL=fake_cluster.node1.url,
@@ -48,14 +47,7 @@ def test_dev_mode_prints_an_admin_token_that_works(fake_cluster: FakeCluster) ->
         assert "admin token" in proc.stdout.readline()
         token = proc.stdout.readline().strip()
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"{url}/healthz", timeout=1)
-                break
-            except httpx.HTTPError:
-                assert time.monotonic() < deadline, "router did not start"
-                time.sleep(0.1)
+        wait_http(f"{url}/healthz", alive=proc)
         headers = {"Authorization": f"Bearer {token}"}
         update = {"node_id": "gb10-node-1", "compute_utilization": 0.5}
         r = httpx.post(f"{url}/api/llm/nodes/status", json=update, headers=headers)

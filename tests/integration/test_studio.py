@@ -5,16 +5,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from langgraph_sdk import get_client
 
 from tests.conftest import FakeCluster
-from tests.fakes.openai_backend import _free_port
+from tests.fakes.net import free_port, wait_http
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.studio
@@ -22,7 +20,7 @@ pytestmark = pytest.mark.studio
 
 @pytest.fixture
 def studio(fake_cluster: FakeCluster, tmp_path: Path) -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LLM_", "ROUTER_"))}
     env.update(
         LANGGRAPH_CLI_NO_ANALYTICS="1",
@@ -50,16 +48,10 @@ def studio(fake_cluster: FakeCluster, tmp_path: Path) -> Iterator[str]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if httpx.get(f"{url}/ok", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError((tmp_path / "langgraph-dev.log").read_text()[-3000:])
-            time.sleep(0.25)
+        try:
+            wait_http(f"{url}/ok", timeout_s=90, alive=proc)
+        except RuntimeError as exc:
+            raise RuntimeError((tmp_path / "langgraph-dev.log").read_text()[-3000:]) from exc
         yield url
     finally:
         proc.terminate()
