@@ -9,6 +9,7 @@ from typing import Any
 import yaml
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
+from cluster.errors import UnknownModel
 from policies.routing_policy import RoutingPolicy
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
@@ -110,6 +111,14 @@ class ClusterConfig(BaseModel):
     def base_url(node: NodeConfig, model: str, dep: Deployment) -> str:
         """The deployment's ChatOpenAI base_url."""
         return dep.base_url.format(node_url=node.url.rstrip("/"), model=model)
+
+    def require_model(self, name: str) -> ModelConfig:
+        """The model called `name`; UnknownModel naming the valid ones."""
+        try:
+            return self.models[name]
+        except KeyError:
+            valid = ", ".join(self.models)
+            raise UnknownModel(f"unknown model {name!r}; valid: {valid}") from None
 
     def node(self, node_id: str) -> NodeConfig:
         """The node with this id; KeyError naming the valid ids."""

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from cluster.config import ClusterConfig
-from cluster.errors import InvalidRequest, UnknownModel
+from cluster.errors import InvalidRequest
 from policies.classification import Classification
 from policies.routing_policy import RoutingPolicy
 from policies.types import TaskType
@@ -65,9 +65,8 @@ class LLMRouter:
         priority: int | None = None,
     ) -> RoutingDecision:
         """Route one prompt; InvalidRequest for an unknown task type or model."""
-        if model is not None and model not in self.cluster.models:
-            valid = ", ".join(self.cluster.models)
-            raise UnknownModel(f"unknown model {model!r}; valid: {valid}")
+        if model is not None:
+            self.cluster.require_model(model)
         override: str | None = None
         if task_type is not None:
             try:

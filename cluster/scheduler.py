@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cluster.config import ClusterConfig
-from cluster.errors import CapacityTimeout, NoCapableNode, UnknownModel
+from cluster.errors import CapacityTimeout, NoCapableNode
 from cluster.registry import NodeRegistry
 from policies.placement import Placement, place_first_fit, why_unplaceable
 from policies.types import ExecutionMode, NodeStatus
@@ -89,9 +89,7 @@ class JobScheduler:
 
     def _check_models(self, models: Sequence[str]) -> None:
         for model in models:
-            if model not in self._cluster.models:
-                valid = ", ".join(self._cluster.models)
-                raise UnknownModel(f"unknown model {model!r}; valid: {valid}")
+            self._cluster.require_model(model)
         served = [m for m in models if any(m in n.models for n in self._cluster.nodes)]
         if not served:
             raise NoCapableNode(f"no node serves {', '.join(models)}")

@@ -7,7 +7,6 @@ from typing import Any, Literal
 from langgraph.runtime import Runtime
 from langgraph.types import Send
 
-from cluster.errors import UnknownModel
 from cluster.runtime import RouterRuntime
 from cluster.scheduler import Lease
 from graph.context import RouterContext
@@ -38,8 +37,7 @@ def _fan_out_targets(ctx: RouterRuntime, state: RouterState) -> list[tuple[str, 
     """(model, node or None) pairs a parallel step may use, in preference order."""
     models = list(state.get("models") or [])
     for name in models:
-        if name not in ctx.cluster.models:
-            raise UnknownModel(f"unknown model {name!r}; valid: {', '.join(ctx.cluster.models)}")
+        ctx.cluster.require_model(name)
     if models:
         return [(m, None) for m in models]
     routing = state["routing"]
