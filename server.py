@@ -38,11 +38,20 @@ def create_app(
         authenticator=build_authenticator(runtime.settings),
     )
 
+    settings = runtime.settings
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        yield
-        await service.drain()
-        await runtime.pool.aclose()
+        prober = runtime.prober() if settings.health_interval_s > 0 else None
+        if prober is not None:
+            await prober.start(settings.telemetry_max_age_s)
+        try:
+            yield
+        finally:
+            if prober is not None:
+                await prober.stop()
+            await service.drain()
+            await runtime.pool.aclose()
 
     app = FastAPI(
         title="gb10-router",

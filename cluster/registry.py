@@ -9,6 +9,7 @@ from typing import Any
 
 from cluster.config import ClusterConfig, NodeConfig
 from cluster.errors import InvalidRequest, UnknownNode
+from cluster.vllm_metrics import VllmLoad
 from policies.placement import NodeView
 from policies.types import NodeStatus
 
@@ -25,6 +26,12 @@ class NodeState:
     in_flight: int = 0
     updated_at: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
+    down_models: set[str] = field(default_factory=set)
+    """Models whose server failed its last health probe."""
+    load: VllmLoad | None = None
+    """vLLM queue and KV-cache use from the last scrape."""
+    telemetry_at: float | None = None
+    """When health and metrics last came back."""
 
     @property
     def vram_total_gb(self) -> float:
@@ -39,16 +46,20 @@ class NodeState:
     def vram_available_gb(self) -> float:
         return max(0.0, self.vram_total_gb - self.reported_used_gb - self.reserved_gb)
 
-    def view(self) -> NodeView:
+    def view(self, fresh: bool = True) -> NodeView:
+        load = self.load or VllmLoad()
         return NodeView(
             node_id=self.config.id,
             status=self.status,
             vram_total_gb=self.vram_total_gb,
             vram_free_gb=self.vram_available_gb,
             compute_utilization=self.compute_utilization,
-            models=frozenset(self.config.models),
+            models=frozenset(m for m in self.config.models if m not in self.down_models),
             in_flight=self.in_flight,
             max_jobs=self.config.max_jobs,
+            waiting=load.waiting,
+            kv_cache_usage=load.kv_cache_usage,
+            fresh=fresh,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -66,6 +77,15 @@ class NodeState:
             "models_loaded": list(self.config.models),
             "jobs_in_flight": self.in_flight,
             "updated_at": self.updated_at,
+            "models_down": sorted(self.down_models),
+            "vllm": None
+            if self.load is None
+            else {
+                "num_requests_running": self.load.running,
+                "num_requests_waiting": self.load.waiting,
+                "kv_cache_usage_perc": self.load.kv_cache_usage,
+            },
+            "telemetry_at": self.telemetry_at,
             **self.extra,
         }
 
@@ -81,6 +101,8 @@ class NodeRegistry:
             for n in cluster.nodes
         }
         self._listeners: list[Callable[[], None]] = []
+        self.telemetry_max_age_s: float | None = None
+        """Once set, a node whose telemetry is older counts as unknown and gets no work."""
 
     def on_change(self, listener: Callable[[], None]) -> None:
         """Call `listener` after every status update (the scheduler re-dispatches)."""
@@ -96,8 +118,38 @@ class NodeRegistry:
     def all(self) -> list[NodeState]:
         return list(self._nodes.values())
 
+    def is_fresh(self, node: NodeState) -> bool:
+        """Whether the node's telemetry can be trusted now."""
+        if self.telemetry_max_age_s is None:
+            return True
+        if node.telemetry_at is None:
+            return False
+        return self._clock() - node.telemetry_at <= self.telemetry_max_age_s
+
     def views(self) -> list[NodeView]:
-        return [n.view() for n in self._nodes.values()]
+        return [n.view(self.is_fresh(n)) for n in self._nodes.values()]
+
+    def record_probe(
+        self, node_id: str, *, down_models: set[str], load: VllmLoad | None
+    ) -> NodeState:
+        """Apply a health probe: offline when every model is down, available when one is back.
+
+        A node an admin marked busy stays busy while it answers.
+        """
+        node = self.get(node_id)
+        node.down_models = set(down_models)
+        all_down = set(node.config.models) <= node.down_models
+        if all_down:
+            node.status = NodeStatus.OFFLINE
+        elif node.status is NodeStatus.OFFLINE:
+            node.status = NodeStatus.AVAILABLE
+        if load is not None and not all_down:
+            node.load = load
+            node.telemetry_at = self._clock()
+        node.updated_at = self._clock()
+        for listener in self._listeners:
+            listener()
+        return node
 
     def update_status(
         self,

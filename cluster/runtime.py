@@ -12,11 +12,13 @@ from cluster.config import (
 )
 from cluster.merger import MergerAgent
 from cluster.pool import LLMPool, PoolOptions
+from cluster.prober import HealthProber
 from cluster.registry import NodeRegistry
 from cluster.router import LLMRouter
 from cluster.scheduler import JobScheduler
 from cluster.settings import Settings
 from policies.classification import RuleClassifier
+from policies.placement import Limits
 from policies.routing_policy import RoutingPolicy
 
 
@@ -32,6 +34,16 @@ class RouterRuntime:
     scheduler: JobScheduler
     pool: LLMPool
     merger: MergerAgent
+
+    def prober(self) -> HealthProber:
+        """A health prober over this runtime's servers, per the settings."""
+        return HealthProber(
+            self.cluster,
+            self.registry,
+            self.pool,
+            interval_s=self.settings.health_interval_s,
+            timeout_s=self.settings.health_timeout_s,
+        )
 
 
 def build_runtime(
@@ -51,7 +63,12 @@ def build_runtime(
             f"valid: {', '.join(cluster.models)}"
         )
     registry = NodeRegistry(cluster)
-    scheduler = JobScheduler(cluster, registry, default_timeout_s=settings.llm_default_timeout)
+    scheduler = JobScheduler(
+        cluster,
+        registry,
+        default_timeout_s=settings.llm_default_timeout,
+        limits=Limits(settings.max_waiting_requests, settings.max_kv_cache_usage),
+    )
     pool = LLMPool(
         cluster,
         pool_options

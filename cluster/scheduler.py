@@ -14,7 +14,7 @@ from typing import Any
 from cluster.config import ClusterConfig
 from cluster.errors import CapacityTimeout, NoCapableNode
 from cluster.registry import NodeRegistry
-from policies.placement import Placement, place_first_fit, why_unplaceable
+from policies.placement import Limits, Placement, place_first_fit, why_unplaceable
 from policies.types import ExecutionMode, NodeStatus
 
 
@@ -68,8 +68,10 @@ class JobScheduler:
         registry: NodeRegistry,
         *,
         default_timeout_s: float,
+        limits: Limits | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        self.limits = limits or Limits()
         self._cluster = cluster
         self._registry = registry
         self._default_timeout_s = default_timeout_s
@@ -99,7 +101,7 @@ class JobScheduler:
     ) -> Placement | None:
         views = [v for v in self._registry.views() if v.node_id not in exclude]
         for model in models:
-            found = place_first_fit(views, [model], self.job_vram(model, vram_gb))
+            found = place_first_fit(views, [model], self.job_vram(model, vram_gb), self.limits)
             if found is not None:
                 return found
         return None
@@ -170,7 +172,9 @@ class JobScheduler:
         except TimeoutError:
             self._abandon(waiter)
             views = self._registry.views()
-            why = "; ".join(why_unplaceable(views, m, self.job_vram(m, vram_gb)) for m in models)
+            why = "; ".join(
+                why_unplaceable(views, m, self.job_vram(m, vram_gb), self.limits) for m in models
+            )
             raise CapacityTimeout(
                 f"job {job_id} waited {timeout:g}s for capacity for {', '.join(models)}: {why}",
                 retry_after_s=timeout,
@@ -189,13 +193,24 @@ class JobScheduler:
         else:
             waiter.future.cancel()
 
-    def _ensure_some_node_can_serve(self, models: Sequence[str]) -> None:
+    def _unservable(self, models: Sequence[str]) -> NoCapableNode | None:
+        """Why no node could ever serve these models now (all offline, down or too small)."""
         for model in models:
             for node in self._registry.all():
+                if model not in node.config.models or model in node.down_models:
+                    continue
                 fits = self.job_vram(model) <= node.vram_total_gb - node.config.vram_used_gb
-                if model in node.config.models and node.status is not NodeStatus.OFFLINE and fits:
-                    return
-        raise NoCapableNode(f"every node serving {', '.join(models)} is offline or too small")
+                if node.status is not NodeStatus.OFFLINE and fits:
+                    return None
+        return NoCapableNode(
+            f"no node can serve {', '.join(models)}: every node serving it is offline, "
+            "its model server is down, or it is too small"
+        )
+
+    def _ensure_some_node_can_serve(self, models: Sequence[str]) -> None:
+        error = self._unservable(models)
+        if error is not None:
+            raise error
 
     def release(self, lease: Lease) -> None:
         """Give a lease's capacity back (idempotent) and dispatch waiters."""
@@ -223,6 +238,12 @@ class JobScheduler:
         """Grant capacity to waiters, most urgent first; those that do not fit keep waiting."""
         for waiter in sorted(self._queue):
             if waiter.future.done():
+                continue
+            error = self._unservable(waiter.models)
+            if error is not None:
+                # Its nodes went offline while it waited: fail now rather than at the deadline.
+                waiter.future.set_exception(error)
+                self._queue.remove(waiter)
                 continue
             placement = self._placement(waiter.models, waiter.vram_gb)
             if placement is None:

@@ -82,6 +82,38 @@ class Settings(BaseSettings):
     )
     """Most batch items one request may carry."""
 
+    health_interval_s: float = Field(
+        default=2.0,
+        ge=0,
+        validation_alias=AliasChoices("ROUTER_HEALTH_INTERVAL_S", "health_interval_s"),
+    )
+    """Seconds between health and metrics probes of every model server; 0 turns them off."""
+    health_timeout_s: float = Field(
+        default=1.0,
+        gt=0,
+        validation_alias=AliasChoices("ROUTER_HEALTH_TIMEOUT_S", "health_timeout_s"),
+    )
+    """A probe slower than this counts as a failure."""
+    telemetry_max_age_s: float = Field(
+        default=10.0,
+        gt=0,
+        validation_alias=AliasChoices("ROUTER_TELEMETRY_MAX_AGE_S", "telemetry_max_age_s"),
+    )
+    """Telemetry older than this counts as unknown: the node gets no work (probes on only)."""
+    max_waiting_requests: float = Field(
+        default=8,
+        ge=0,
+        validation_alias=AliasChoices("ROUTER_MAX_WAITING_REQUESTS", "max_waiting_requests"),
+    )
+    """A node whose vLLM queues hold more waiting requests is at capacity."""
+    max_kv_cache_usage: float = Field(
+        default=0.95,
+        ge=0,
+        le=1,
+        validation_alias=AliasChoices("ROUTER_MAX_KV_CACHE_USAGE", "max_kv_cache_usage"),
+    )
+    """A node whose KV cache is fuller than this (0-1) is at capacity."""
+
     def node_url_overrides(self) -> dict[int, str]:
         """Node number (1-based) -> URL, for the nodes whose URL is overridden."""
         urls = {1: self.llm_node_1_url, 2: self.llm_node_2_url}

@@ -71,6 +71,12 @@ class BranchTask(TypedDict):
     """Index of the chunk's first item in the batch, or None."""
     item_count: int
     """Items in the chunk (0 when not a batch)."""
+    job_id: str
+    """The job, for a failover reservation."""
+    priority: int
+    """The job's priority, for a failover reservation."""
+    failover_models: list[str]
+    """Models that may take the call on another node if this one's server fails."""
 
 
 class BranchResult(TypedDict):

@@ -30,6 +30,12 @@ def _task(
         parameters=dict(state.get("parameters") or {}),
         first_item=first_item,
         item_count=count,
+        job_id=state["job_id"],
+        priority=int(state["routing"]["priority"]),
+        # A fan-out across models keeps each branch on its own model.
+        failover_models=[lease.model]
+        if state.get("models")
+        else list(state["routing"]["candidates"]),
     )
 
 

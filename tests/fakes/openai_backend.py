@@ -40,6 +40,11 @@ class Behaviour:
     logprob: float | None = -0.1
     finish_reason: str = "stop"
     per_model_logprob: dict[str, float] = field(default_factory=dict)
+    healthy: bool = True
+    served: list[str] | None = None
+    """Names `/v1/models` lists; every name is accepted when None."""
+    waiting: float = 0.0
+    kv_cache_usage: float = 0.0
 
 
 @dataclass
@@ -132,14 +137,38 @@ class FakeOpenAIBackend:
                 }
             )
 
-        async def health(request: Request) -> JSONResponse:
-            return JSONResponse({})
+        async def health(request: Request) -> Response:
+            return Response(status_code=200 if self.behaviour.healthy else 503)
+
+        async def models(request: Request) -> JSONResponse:
+            names = self.behaviour.served
+            if names is None:
+                path_model = request.path_params.get("model")
+                names = [path_model] if path_model else []
+            return JSONResponse(
+                {"object": "list", "data": [{"id": n, "object": "model"} for n in names]}
+            )
+
+        async def metrics(request: Request) -> Response:
+            b = self.behaviour
+            text = (
+                "# TYPE vllm:num_requests_running gauge\n"
+                f'vllm:num_requests_running{{model_name="fake"}} {self.in_flight}\n'
+                f'vllm:num_requests_waiting{{model_name="fake"}} {b.waiting}\n'
+                f'vllm:kv_cache_usage_perc{{model_name="fake"}} {b.kv_cache_usage}\n'
+            )
+            return Response(text, media_type="text/plain")
 
         return Starlette(
             routes=[
                 Route("/{model}/v1/chat/completions", chat, methods=["POST"]),
                 Route("/v1/chat/completions", chat, methods=["POST"]),
                 Route("/health", health),
+                Route("/{model}/health", health),
+                Route("/v1/models", models),
+                Route("/{model}/v1/models", models),
+                Route("/metrics", metrics),
+                Route("/{model}/metrics", metrics),
             ]
         )
 

@@ -180,6 +180,7 @@ async def test_queued_job_times_out_with_capacity_error(
 async def test_backend_failure_is_a_clear_503(
     graph: Any, runtime: RouterRuntime, fake_cluster: FakeCluster
 ) -> None:
+    fake_cluster.node1.behaviour.fail_status = 500
     fake_cluster.node2.behaviour.fail_status = 500
     with pytest.raises(BackendUnavailable) as err:
         await run(graph, runtime, prompt="Generate a Sigma rule for rundll32 spawning cmd")
@@ -190,3 +191,20 @@ async def test_backend_failure_is_a_clear_503(
 async def test_unknown_model_is_refused(graph: Any, runtime: RouterRuntime) -> None:
     with pytest.raises(InvalidRequest, match="valid: deepseek"):
         await run(graph, runtime, prompt="hello", model="gpt-17")
+
+
+async def test_failed_server_fails_over_to_another_capable_node(
+    graph: Any, runtime: RouterRuntime, fake_cluster: FakeCluster
+) -> None:
+    fake_cluster.node2.behaviour.fail_status = 503
+    out = await run(
+        graph,
+        runtime,
+        prompt="Classify this alert: benign or malicious?",
+        task_type="classification",
+    )
+    assert out["status"] == "completed"
+    assert out["result"]["failed_over_from"]["node_id"] == "gb10-node-2"
+    assert out["result"]["node_id"] == "gb10-node-1"
+    assert fake_cluster.node1.models_called() == ["deepseek"]
+    assert runtime.scheduler.leases() == []
