@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import SecretStr, ValidationError
 
+from cli import local
 from cluster.errors import RouterError
 from cluster.runtime import RouterRuntime, build_runtime
 from cluster.settings import Settings
@@ -142,6 +143,7 @@ def parser() -> argparse.ArgumentParser:
     )
 
     sub.add_parser("graph", help="print the routing graph as Mermaid").set_defaults(func=cmd_graph)
+    local.register(sub)
 
     token = sub.add_parser("token", help="print a signed bearer token (needs ROUTER_JWT_SECRET)")
     token.add_argument("--user", required=True)
@@ -156,7 +158,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         code: int = args.func(args)
-    except (UsageError, RouterError, ValueError) as exc:
+    except (UsageError, RouterError, ValueError, RuntimeError) as exc:
         print(f"gb10-router: error: {_one_line(exc)}", file=sys.stderr)
         return 2
     return code

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -139,6 +139,13 @@ def completion_dict(
     }
 
 
+def _messages(prompt: str, system: str | None) -> list[BaseMessage]:
+    messages: list[BaseMessage] = [HumanMessage(prompt)]
+    if system:
+        messages.insert(0, SystemMessage(system))
+    return messages
+
+
 class LLMPool:
     """Calls models through ChatOpenAI clients bound to their OpenAI-compatible endpoints."""
 
@@ -210,9 +217,7 @@ class LLMPool:
         """One chat completion; raises a RouterError subclass on failure."""
         endpoint = self.endpoint(model_name, node_id)
         params = check_parameters(parameters)
-        messages: list[BaseMessage] = [HumanMessage(prompt)]
-        if system:
-            messages.insert(0, SystemMessage(system))
+        messages = _messages(prompt, system)
         endpoint.in_flight += 1
         endpoint.calls += 1
         started = self._clock()
@@ -227,6 +232,32 @@ class LLMPool:
         self._record_success(endpoint, latency_ms)
         assert isinstance(message, AIMessage)
         return completion_dict(message, endpoint, latency_ms, int(time.time()))
+
+    async def stream_model(
+        self,
+        model_name: str,
+        prompt: str,
+        parameters: dict[str, Any] | None = None,
+        *,
+        node_id: str | None = None,
+        system: str | None = None,
+    ) -> AsyncIterator[str]:
+        """The answer's text as the server streams it; RouterError subclasses on failure."""
+        endpoint = self.endpoint(model_name, node_id)
+        params = check_parameters(parameters)
+        endpoint.in_flight += 1
+        endpoint.calls += 1
+        started = self._clock()
+        try:
+            async for chunk in endpoint.llm.astream(_messages(prompt, system), **params):
+                if isinstance(chunk.content, str) and chunk.content:
+                    yield chunk.content
+        except (openai.OpenAIError, TimeoutError, OSError) as exc:
+            self._record_failure(endpoint, exc)
+            raise _error_from(exc, endpoint) from exc
+        finally:
+            endpoint.in_flight -= 1
+        self._record_success(endpoint, (self._clock() - started) * 1000)
 
     async def call_multiple_models(
         self,

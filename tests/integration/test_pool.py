@@ -105,3 +105,22 @@ async def test_ensemble_falls_back_to_concatenate_when_aggregator_is_down(
     merged = await runtime.merger.amerge_results(results, "ensemble")
     assert merged["merged_response"] == "### llama31\nA\n\n### phi4\nB"
     assert "fell back to concatenate" in merged["notes"][0]
+
+
+async def test_streaming_yields_the_answer_in_pieces(
+    runtime: RouterRuntime, fake_cluster: FakeCluster
+) -> None:
+    fake_cluster.node2.behaviour.reply = lambda model, msgs: "rule evil { condition: true }"
+    pieces = [p async for p in runtime.pool.stream_model("qwen-coder", "Write a YARA rule")]
+    assert len(pieces) > 1
+    assert "".join(pieces) == "rule evil { condition: true }"
+    assert fake_cluster.node2.calls[0].body["stream"] is True
+
+
+async def test_streaming_failure_is_a_router_error(
+    runtime: RouterRuntime, fake_cluster: FakeCluster
+) -> None:
+    fake_cluster.node2.behaviour.fail_status = 500
+    with pytest.raises(BackendUnavailable):
+        async for _ in runtime.pool.stream_model("qwen-coder", "x"):
+            pass

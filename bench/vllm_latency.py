@@ -1,0 +1,101 @@
+"""Single-mode latency through the router against calling the same vLLM server directly.
+
+    uv run python bench/vllm_latency.py [--model tiny|smollm2] [--requests 300]
+
+Starts the two local vLLM nodes and a router (`gb10-router serve`, its own process), then
+interleaves a direct chat completion to node 2's vLLM server with the same request through
+`POST /api/llm/process` (model llama31, same parameters), and prints both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import httpx
+
+from bench.common import HEADER, ROOT, interleaved, percentile, row
+from cli.local import running_nodes
+from service.auth import issue_token
+from tests.fakes.net import free_port, wait_http
+
+SECRET = "bench-secret-0123456789abcdef0123456789"
+PROMPT = "Analyze this suspicious PowerShell script for malicious intent: IEX(...)"
+PARAMS = {"max_tokens": 16, "temperature": 0}
+
+
+async def measure(router_url: str, node_url: str, n: int) -> dict[str, list[float]]:
+    token = issue_token(SECRET, user="bench", tenant="bench")
+    direct_body = {
+        "model": "llama31",
+        "messages": [{"role": "user", "content": PROMPT}],
+        "logprobs": True,
+        **PARAMS,
+    }
+    routed_body = {"prompt": PROMPT, "model": "llama31", "parameters": PARAMS}
+    async with httpx.AsyncClient(timeout=120, headers={"Authorization": f"Bearer {token}"}) as c:
+
+        async def direct() -> None:
+            (await c.post(f"{node_url}/v1/chat/completions", json=direct_body)).raise_for_status()
+
+        async def routed() -> None:
+            r = await c.post(f"{router_url}/api/llm/process", json=routed_body)
+            r.raise_for_status()
+
+        return await interleaved(
+            {"vLLM directly": direct, "through the router (single)": routed}, n, warmup=10
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--model", choices=["tiny", "smollm2"], default="tiny")
+    parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--base-port", type=int, default=8200)
+    args = parser.parse_args()
+    with running_nodes(args.model, args.base_port) as (servers, config):
+        port = free_port()
+        env = dict(os.environ, ROUTER_JWT_SECRET=SECRET, PYTHONPATH=str(ROOT))
+        router = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "cli.main",
+                "serve",
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+                "--cluster-config",
+                str(config),
+            ],
+            env=env,
+            cwd=ROOT,
+        )
+        try:
+            router_url = f"http://127.0.0.1:{port}"
+            wait_http(f"{router_url}/healthz", alive=router)
+            node2 = next(s for s in servers if s.name == "gb10-node-2")
+            samples = asyncio.run(measure(router_url, node2.url, args.requests))
+        finally:
+            router.terminate()
+            router.wait(timeout=10)
+    print(f"\nmodel: {args.model}, {args.requests} interleaved requests, max_tokens 16")
+    print(HEADER)
+    for name, values in samples.items():
+        print(row(name, values))
+    direct, routed = samples["vLLM directly"], samples["through the router (single)"]
+    print(
+        f"\nadded by the router: p50 {percentile(routed, 50) - percentile(direct, 50):.2f} ms, "
+        f"p99 {percentile(routed, 99) - percentile(direct, 99):.2f} ms"
+    )
+
+
+if __name__ == "__main__":
+    main()

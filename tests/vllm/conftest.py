@@ -1,0 +1,98 @@
+"""Two real vLLM servers on the CPU (the tiny test model) and a router in front of them."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import uvicorn
+from pydantic import SecretStr
+
+from cluster.settings import Settings
+from devnodes.environment import cache_dir, model_dir, vllm_python
+from devnodes.servers import NODE_MODELS, VllmServer, write_cluster_config
+from server import create_app
+from service.auth import ADMIN, issue_token
+from tests.fakes.net import free_port
+
+SECRET = "vllm-suite-secret-0123456789abcdef0123"
+
+
+@dataclass
+class VllmCluster:
+    """The two stand-in nodes and the cluster file that points at them."""
+
+    servers: dict[str, VllmServer]
+    config: Path
+
+
+@dataclass
+class LiveRouter:
+    url: str
+    token: str
+    admin: str
+
+
+@pytest.fixture(scope="session")
+def vllm_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VllmCluster]:
+    python = vllm_python()
+    model = model_dir("tiny")
+    logs = cache_dir() / "logs"
+    servers = {
+        node: VllmServer(node, python, model, names, free_port(), logs / f"test-{node}.log")
+        for node, names in NODE_MODELS.items()
+    }
+    for server in servers.values():
+        server.start()
+    try:
+        for server in servers.values():
+            server.wait_ready()
+        config = write_cluster_config(
+            list(servers.values()), tmp_path_factory.mktemp("vllm") / "cluster.yaml"
+        )
+        yield VllmCluster(servers, config)
+    finally:
+        for server in servers.values():
+            server.stop()
+
+
+def router_settings(cluster: VllmCluster) -> Settings:
+    return Settings(
+        cluster_config=cluster.config,
+        jwt_secret=SecretStr(SECRET),
+        health_interval_s=0.5,
+        health_timeout_s=1.0,
+        telemetry_max_age_s=5,
+        llm_default_timeout=30,
+        llm_max_retries=0,
+    )
+
+
+@pytest.fixture
+def live_router(vllm_cluster: VllmCluster, clean_env: pytest.MonkeyPatch) -> Iterator[LiveRouter]:
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(router_settings(vllm_cluster)),
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+        )
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline, "router did not start"
+        time.sleep(0.05)
+    yield LiveRouter(
+        f"http://127.0.0.1:{port}",
+        issue_token(SECRET, user="analyst", tenant="soc"),
+        issue_token(SECRET, user="admin", tenant="soc", roles=[ADMIN]),
+    )
+    server.should_exit = True
+    thread.join(timeout=15)
