@@ -1,0 +1,74 @@
+"""`gb10-router local-nodes` and `gb10-router demo` against real vLLM (tiny model)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.fakes.net import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.vllm
+
+
+def cli(*args: str) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LLM_", "ROUTER_"))}
+    env.update(PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
+    return subprocess.Popen(
+        [sys.executable, "-m", "cli.main", *args],
+        env=env,
+        cwd=ROOT,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+
+
+def test_local_nodes_serve_until_ctrl_c_then_stop_cleanly() -> None:
+    base = free_port()
+    proc = cli("local-nodes", "--model", "tiny", "--base-port", str(base))
+    assert proc.stdout is not None
+    lines: list[str] = []
+    deadline = time.monotonic() + 240
+    while "Ctrl-C stops the servers" not in "".join(lines[-1:]):
+        assert time.monotonic() < deadline and proc.poll() is None, "".join(lines)
+        lines.append(proc.stdout.readline())
+    text = "".join(lines)
+    assert "gb10-node-1 ready" in text and "gb10-node-2 ready" in text
+    models = httpx.get(f"http://127.0.0.1:{base + 2}/v1/models", timeout=5).json()
+    assert {m["id"] for m in models["data"]} == {
+        "phi4",
+        "qwen-coder",
+        "llama31",
+        "granite-guardian",
+    }
+    proc.send_signal(signal.SIGINT)
+    rest, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, rest
+    assert "servers stopped" in rest
+    for port in (base + 1, base + 2):
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"http://127.0.0.1:{port}/health", timeout=2)
+
+
+def test_demo_prints_routing_for_the_four_requests() -> None:
+    proc = cli("demo", "--model", "tiny", "--base-port", str(free_port()))
+    out, _ = proc.communicate(timeout=400)
+    assert proc.returncode == 0, out
+    for title, model in [
+        ("threat analysis", "llama31"),
+        ("YARA rule", "qwen-coder"),
+        ("parallel batch", "granite-guardian"),
+        ("chain", "phi4"),
+    ]:
+        block = out.split(f"== {title}")[1].split("==")[0]
+        assert model in block, block
+        assert "answer" in block
+    assert "mode      : parallel" in out and "mode      : chained" in out
