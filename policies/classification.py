@@ -56,25 +56,38 @@ class RuleClassifier:
     def _hint_keys(self) -> dict[str, TaskType]:
         return {k.lower(): v for k, v in self.policy.hints.items()}
 
-    def classify(self, prompt: str, task_hints: list[str] | None = None) -> Classification:
-        """Classify a prompt, helped by the client's hints."""
+    def rule_scores(self, prompt: str) -> tuple[dict[TaskType, float], list[str]]:
+        """Votes of the keyword rules that match the prompt's head, with their reasons."""
         text = prompt[:MAX_CLASSIFIED_CHARS]
         scores = dict.fromkeys(TaskType, 0.0)
         reasons: list[str] = []
-
         for pattern, index in self._compiled:
             if pattern.search(text):
                 rule = self.policy.rules[index]
                 scores[rule.task_type] += rule.weight
                 reasons.append(f"rule {rule.name} -> {rule.task_type.value}")
+        return scores, reasons
 
+    def hint_scores(self, task_hints: list[str] | None) -> tuple[dict[TaskType, float], list[str]]:
+        """Votes of the client's hints that the policy knows, with their reasons."""
+        scores = dict.fromkeys(TaskType, 0.0)
+        reasons: list[str] = []
         for hint in task_hints or []:
             task = self._hint_keys.get(hint.strip().lower())
             if task is not None and self.policy.hint_weight > 0:
                 scores[task] += self.policy.hint_weight
                 reasons.append(f"hint {hint!r} -> {task.value}")
+        return scores, reasons
 
-        share = foreign_script_share(text)
+    def classify(self, prompt: str, task_hints: list[str] | None = None) -> Classification:
+        """Classify a prompt, helped by the client's hints."""
+        scores, reasons = self.rule_scores(prompt)
+        hint_scores, hint_reasons = self.hint_scores(task_hints)
+        for task, value in hint_scores.items():
+            scores[task] += value
+        reasons += hint_reasons
+
+        share = foreign_script_share(prompt[:MAX_CLASSIFIED_CHARS])
         if share >= self.policy.foreign_script_threshold:
             # Written mainly in another language: multilingual, whatever it asks.
             top = max(scores.values())

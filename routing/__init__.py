@@ -1,0 +1,1 @@
+"""The task classifier: rules, language, a learned model on sentence embeddings, an LLM judge."""

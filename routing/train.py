@@ -1,0 +1,102 @@
+"""Fit the learned layer on `routing/data/routing_train.jsonl` and save `routing/data/learned.npz`.
+
+    uv run python -m routing.train
+
+The regularisation is chosen by 5-fold cross-validation on the training examples alone; the
+labelled dev set is for measuring, never for fitting.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from cluster.config import CONFIG_DIR, load_routing_policy
+from policies.classification import RuleClassifier
+from policies.types import TaskType
+from routing.encoder import MiniLMEncoder
+from routing.language import ask_text
+from routing.features import feature_vector
+from routing.learned import LABELS, LearnedModel, fit_softmax
+
+DATA = Path(__file__).resolve().parent / "data"
+TRAINING_FILE = DATA / "routing_train.jsonl"
+MODEL_FILE = DATA / "learned.npz"
+L2_CHOICES = (1e-4, 3e-4, 1e-3, 3e-3)
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def load_rows(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+
+
+def build_features(
+    rows: list[dict[str, Any]], encoder: MiniLMEncoder, rules: RuleClassifier
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32], npt.NDArray[np.int64]]:
+    """Embeddings, and features twice per row (with its hints, and without any)."""
+    embeddings, feats, labels = [], [], []
+    for row in rows:
+        ask = ask_text(row["prompt"])
+        emb = encoder.encode(ask)
+        rule_s, _ = rules.rule_scores(row["prompt"])
+        hint_s, _ = rules.hint_scores(row.get("task_hints") or [])
+        label = LABELS.index(TaskType(row["label"]))
+        embeddings.append(emb)
+        for hints in (hint_s, dict.fromkeys(TaskType, 0.0)):
+            feats.append(feature_vector(emb, ask, rule_s, hints))
+            labels.append(label)
+    return (np.stack(embeddings), np.stack(feats), np.asarray(labels, dtype=np.int64))
+
+
+def cross_validate(
+    feats: npt.NDArray[np.float32], labels: npt.NDArray[np.int64], groups: list[str], l2: float
+) -> float:
+    """Accuracy without hints, folds split by template so that variants never straddle them."""
+    pairs = len(labels) // 2
+    names = sorted(set(groups))
+    order = np.random.default_rng(1).permutation(len(names))
+    correct = 0
+    for fold in range(5):
+        held_groups = {names[i] for i in order[fold::5]}
+        held = {i for i in range(pairs) if groups[i] in held_groups}
+        train_idx = [i for i in range(len(labels)) if i // 2 not in held]
+        test_idx = [i for i in range(len(labels)) if i // 2 in held and i % 2 == 1]
+        w, b = fit_softmax(feats[train_idx], labels[train_idx], l2=l2, steps=600)
+        pred = np.argmax(feats[test_idx] @ w + b, axis=1)
+        correct += int((pred == labels[test_idx]).sum())
+    return correct / (pairs)
+
+
+def main() -> None:
+    started = time.perf_counter()
+    rows = load_rows(TRAINING_FILE)
+    encoder = MiniLMEncoder()
+    rules = RuleClassifier(load_routing_policy(CONFIG_DIR / "routing.yaml"))
+    embeddings, feats, labels = build_features(rows, encoder, rules)
+    print(f"{len(rows)} examples embedded in {time.perf_counter() - started:.1f}s")
+    groups = [r["id"].rsplit("-", 1)[0] for r in rows]
+    scores = {l2: cross_validate(feats, labels, groups, l2) for l2 in L2_CHOICES}
+    for l2, acc in scores.items():
+        print(f"  l2={l2:g}: 5-fold accuracy without hints {acc:.3f}")
+    best = max(scores, key=lambda k: scores[k])
+    w, b = fit_softmax(feats, labels, l2=best)
+    model = LearnedModel(
+        weights=w, bias=b, train_embeddings=embeddings,
+        train_labels=labels[::2].copy(), train_ids=[r["id"] for r in rows],
+        training_sha256=file_sha256(TRAINING_FILE),
+    )
+    model.save(MODEL_FILE)
+    print(f"saved {MODEL_FILE} (l2={best:g}) in {time.perf_counter() - started:.1f}s")
+
+
+if __name__ == "__main__":
+    main()
