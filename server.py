@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -40,14 +41,27 @@ def create_app(
 
     settings = runtime.settings
 
+    async def watch_policy() -> None:
+        while True:
+            await asyncio.sleep(settings.policy_reload_s)
+            runtime.reload_policy()
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         prober = runtime.prober() if settings.health_interval_s > 0 else None
         if prober is not None:
             await prober.start(settings.telemetry_max_age_s)
+        watcher = (
+            asyncio.create_task(watch_policy(), name="policy watcher")
+            if settings.policy_reload_s > 0
+            else None
+        )
         try:
             yield
         finally:
+            if watcher is not None:
+                watcher.cancel()
+                await asyncio.gather(watcher, return_exceptions=True)
             if prober is not None:
                 await prober.stop()
             await service.drain()

@@ -160,6 +160,8 @@ def load_routing_policy(path: Path) -> RoutingPolicy:
 def check_policy_models(policy: RoutingPolicy, cluster: ClusterConfig) -> None:
     """Raise ValueError when the policy names a model that no node serves."""
     served = {m for node in cluster.nodes for m in node.models}
+    if policy.judge.enabled and policy.judge.model not in served:
+        raise ValueError(f"judge.model: {policy.judge.model!r} is served by no node")
     for task, task_policy in policy.task_types.items():
         for model in [task_policy.primary, *task_policy.fallbacks]:
             if model not in served:

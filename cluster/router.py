@@ -45,15 +45,28 @@ class RoutingDecision:
         }
 
 
+class Judge(Protocol):
+    """A second opinion for decisions the classifier is unsure of."""
+
+    def wants(self, decision: Classification) -> bool: ...
+
+    async def judge(self, prompt: str, decision: Classification) -> Classification: ...
+
+
 class LLMRouter:
-    """Explicit task_type or model wins; otherwise the classifier decides."""
+    """Explicit task_type or model wins; otherwise the classifier decides (and maybe a judge)."""
 
     def __init__(
-        self, policy: RoutingPolicy, cluster: ClusterConfig, classifier: TaskClassifier
+        self,
+        policy: RoutingPolicy,
+        cluster: ClusterConfig,
+        classifier: TaskClassifier,
+        judge: Judge | None = None,
     ) -> None:
         self.policy = policy
         self.cluster = cluster
         self.classifier = classifier
+        self.judge = judge
 
     def decide(
         self,
@@ -83,6 +96,33 @@ class LLMRouter:
             override = "task_type"
         else:
             classification = self.classifier.classify(prompt, task_hints)
+        return self._decision(classification, model, priority, override)
+
+    async def adecide(
+        self,
+        prompt: str,
+        task_hints: list[str] | None = None,
+        *,
+        task_type: TaskType | str | None = None,
+        model: str | None = None,
+        priority: int | None = None,
+    ) -> RoutingDecision:
+        """`decide`, then the judge when one is configured and the classifier is unsure."""
+        decision = self.decide(
+            prompt, task_hints, task_type=task_type, model=model, priority=priority
+        )
+        if self.judge is None or decision.override or not self.judge.wants(decision.classification):
+            return decision
+        judged = await self.judge.judge(prompt, decision.classification)
+        return self._decision(judged, model, priority, None)
+
+    def _decision(
+        self,
+        classification: Classification,
+        model: str | None,
+        priority: int | None,
+        override: str | None,
+    ) -> RoutingDecision:
         chosen_type = classification.task_type
         candidates = self.policy.models_for(chosen_type)
         if model is not None:

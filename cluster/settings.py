@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, AnyHttpUrl, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -113,6 +114,17 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("ROUTER_MAX_KV_CACHE_USAGE", "max_kv_cache_usage"),
     )
     """A node whose KV cache is fuller than this (0-1) is at capacity."""
+
+    classifier: Literal["layered", "rules"] = Field(
+        default="layered", validation_alias=AliasChoices("ROUTER_CLASSIFIER", "classifier")
+    )
+    """`layered` (language, learned model on embeddings, rules) or `rules` alone."""
+    policy_reload_s: float = Field(
+        default=2.0,
+        ge=0,
+        validation_alias=AliasChoices("ROUTER_POLICY_RELOAD_S", "policy_reload_s"),
+    )
+    """Seconds between checks of the routing policy file for changes; 0 turns reloading off."""
 
     def node_url_overrides(self) -> dict[int, str]:
         """Node number (1-based) -> URL, for the nodes whose URL is overridden."""

@@ -70,16 +70,14 @@ async def classify(state: RouterState, runtime: Runtime[RouterContext]) -> dict[
             task_type = ctx.policy.operation_task_type(operation)
         except ValueError as exc:
             raise InvalidRequest(str(exc)) from None
-        decision = ctx.router.decide(
-            prompt, task_type=task_type, priority=state.get("priority"), model=None
-        )
+        decision = ctx.router.decide(prompt, task_type=task_type, priority=state.get("priority"))
         routing = decision.to_dict()
         routing["reasons"] = [f"operation {operation!r} -> {task_type.value}"]
         routing.update(operation=operation, step=index, layer="operation")
         update["routing"] = routing
         return update
 
-    decision = ctx.router.decide(
+    decision = await ctx.router.adecide(
         prompt,
         list(state.get("task_hints") or []),
         task_type=state.get("task_type"),

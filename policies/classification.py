@@ -25,8 +25,8 @@ class Classification:
     layer: str
 
     def alternates(self) -> list[tuple[TaskType, float]]:
-        """Other task types that scored, best first."""
-        others = [(t, s) for t, s in self.scores.items() if t != self.task_type and s > 0]
+        """The other task types with their scores, best first."""
+        others = [(t, s) for t, s in self.scores.items() if t != self.task_type]
         return sorted(others, key=lambda pair: -pair[1])
 
 

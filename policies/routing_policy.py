@@ -51,6 +51,21 @@ class KeywordRule(BaseModel):
         return value
 
 
+class JudgePolicy(BaseModel):
+    """When and how an LLM judges a low-confidence classification."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = False
+    """Ask the judge at all."""
+    model: str = "granite-guardian"
+    """The model that judges."""
+    below_confidence: float = Field(default=0.5, ge=0, le=1)
+    """Ask only when the classifier's confidence is under this."""
+    timeout_s: float = Field(default=2.0, gt=0)
+    """Give up on the judge after this long and keep the classifier's decision."""
+
+
 class RoutingPolicy(BaseModel):
     """Task types, their models, the classification rules and the chain operations."""
 
@@ -70,6 +85,8 @@ class RoutingPolicy(BaseModel):
     """Share of letters outside Latin script above which a prompt counts as non-English."""
     operations: dict[str, TaskType] = Field(default_factory=dict)
     """Chain operation names (lower case) and their task types."""
+    judge: JudgePolicy = Field(default_factory=JudgePolicy)
+    """The optional LLM judge for low-confidence decisions."""
 
     @model_validator(mode="after")
     def _every_task_type_has_a_model(self) -> RoutingPolicy:

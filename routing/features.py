@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 import zlib
 
@@ -20,7 +21,7 @@ _WORD = re.compile(r"[a-z][a-z0-9&'+-]*")
 def hashed_words(text: str) -> Array:
     """Unit-length bag of the text's lower-cased words and word pairs, hashed into HASH_DIM."""
     words = _WORD.findall(text.lower())
-    grams = words + [f"{a} {b}" for a, b in zip(words, words[1:], strict=False)]
+    grams = words + [f"{a} {b}" for a, b in itertools.pairwise(words)]
     vec = np.zeros(HASH_DIM, dtype=np.float32)
     for gram in grams:
         vec[zlib.crc32(gram.encode()) % HASH_DIM] = 1.0
@@ -33,8 +34,10 @@ def feature_vector(
     ask: str,
     rule_scores: dict[TaskType, float],
     hint_scores: dict[TaskType, float],
+    pasted_foreign: float,
 ) -> Array:
-    """[embedding, hashed words of the ask, scaled rule votes, scaled hint votes]."""
+    """[embedding, hashed words of the ask, rule votes, hint votes, foreignness of the paste]."""
     rules = np.asarray([rule_scores[t] for t in TaskType], dtype=np.float32) * RULE_SCALE
     hints = np.asarray([hint_scores[t] for t in TaskType], dtype=np.float32) * HINT_SCALE
-    return np.concatenate([embedding, hashed_words(ask), rules, hints]).astype(np.float32)
+    extra = np.asarray([pasted_foreign], dtype=np.float32)
+    return np.concatenate([embedding, hashed_words(ask), rules, hints, extra]).astype(np.float32)

@@ -8,9 +8,9 @@ from pathlib import Path
 from policies.classification import Classification, RuleClassifier
 from policies.routing_policy import RoutingPolicy
 from policies.types import TaskType
-from routing.encoder import MiniLMEncoder
+from routing.encoder import MiniLMEncoder, shared_encoder
 from routing.features import feature_vector
-from routing.language import ask_text, guess
+from routing.language import ask_text, guess, pasted_foreign_share
 from routing.learned import LABELS, LearnedModel
 
 log = logging.getLogger(__name__)
@@ -38,13 +38,42 @@ class LayeredClassifier:
     def load(cls, policy: RoutingPolicy, model_path: Path = DEFAULT_MODEL) -> LayeredClassifier:
         """With the learned layer if its files load; otherwise rules alone, logged."""
         try:
-            encoder = MiniLMEncoder()
+            encoder = shared_encoder()
             model = LearnedModel.load(model_path)
         except (OSError, ValueError, KeyError) as exc:
-            reason = f"learned model unavailable ({type(exc).__name__}: {exc}); classifying with rules alone"
+            reason = (
+                f"learned model unavailable ({type(exc).__name__}: {exc}); "
+                "classifying with rules alone"
+            )
             log.warning(reason)
             return cls(policy, encoder=None, model=None, unavailable_reason=reason)
         return cls(policy, encoder=encoder, model=model)
+
+    def with_policy(self, policy: RoutingPolicy) -> LayeredClassifier:
+        """The same learned layer over another policy's rules and hints."""
+        return LayeredClassifier(
+            policy,
+            encoder=self.encoder,
+            model=self.model,
+            unavailable_reason=self.unavailable_reason,
+        )
+
+    def describe(self) -> dict[str, object]:
+        """Which layers run, for the rules endpoint."""
+        layers = ["override", "language", "learned" if self.model else "rules"]
+        return {
+            "active": self.active,
+            "layers": layers,
+            "learned_model": None
+            if self.model is None
+            else {
+                "encoder": "all-MiniLM-L6-v2 (numpy)",
+                "training_examples": len(self.model.train_ids),
+                "training_sha256": self.model.training_sha256,
+                "window_tokens": None if self.encoder is None else self.encoder.max_tokens,
+            },
+            "unavailable_reason": self.unavailable_reason,
+        }
 
     @property
     def active(self) -> str:
@@ -59,17 +88,27 @@ class LayeredClassifier:
             scores = dict.fromkeys(TaskType, 0.0)
             scores[TaskType.MULTILINGUAL] = 1.0
             return Classification(
-                TaskType.MULTILINGUAL, round(0.8 + 0.2 * language.share, 4), scores,
-                [f"written mainly in another language: {language.reason}"], "language",
+                TaskType.MULTILINGUAL,
+                round(0.8 + 0.2 * language.share, 4),
+                scores,
+                [f"written mainly in another language: {language.reason}"],
+                "language",
             )
         if self.model is None or self.encoder is None:
             return self.rules.classify(prompt, task_hints)
         ask = ask_text(prompt)
         embedding = self.encoder.encode(ask)
-        probs = self.model.probabilities(feature_vector(embedding, ask, rule_scores, hint_scores))
+        features = feature_vector(
+            embedding, ask, rule_scores, hint_scores, pasted_foreign_share(prompt)
+        )
+        probs = self.model.probabilities(features)
         best = int(probs.argmax())
         nearest = self.model.nearest(embedding)
         reasons = [*rule_reasons, *hint_reasons]
-        reasons += [f"nearest example {i} ({label.value}, cosine {sim:.2f})" for i, label, sim in nearest]
-        scores = {LABELS[i]: round(float(p), 4) for i, p in enumerate(probs)}
-        return Classification(LABELS[best], round(float(probs[best]), 4), scores, reasons, "learned")
+        reasons += [
+            f"nearest example {i} ({label.value}, cosine {sim:.2f})" for i, label, sim in nearest
+        ]
+        scores = {LABELS[i]: round(float(p), 6) for i, p in enumerate(probs)}
+        return Classification(
+            LABELS[best], round(float(probs[best]), 4), scores, reasons, "learned"
+        )

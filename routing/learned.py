@@ -39,7 +39,7 @@ class LearnedModel:
 
     def nearest(self, embedding: Array, k: int = 3) -> list[tuple[str, TaskType, float]]:
         """The k training examples closest in meaning: (id, label, cosine)."""
-        sims = self.train_embeddings.astype(np.float32) @ embedding
+        sims = self.train_embeddings @ embedding
         top = np.argsort(-sims)[:k]
         return [(self.train_ids[i], LABELS[int(self.train_labels[i])], float(sims[i])) for i in top]
 
@@ -60,7 +60,7 @@ class LearnedModel:
             return cls(
                 weights=data["weights"].astype(np.float32),
                 bias=data["bias"].astype(np.float32),
-                train_embeddings=data["train_embeddings"],
+                train_embeddings=data["train_embeddings"].astype(np.float32),
                 train_labels=data["train_labels"].astype(np.int64),
                 train_ids=[str(x) for x in data["train_ids"]],
                 training_sha256=str(data["training_sha256"]),
@@ -68,8 +68,13 @@ class LearnedModel:
 
 
 def fit_softmax(
-    features: Array, labels: npt.NDArray[np.int64], *, l2: float = 1e-3, steps: int = 1500,
-    lr: float = 0.1, seed: int = 0,
+    features: Array,
+    labels: npt.NDArray[np.int64],
+    *,
+    l2: float = 1e-3,
+    steps: int = 1500,
+    lr: float = 0.1,
+    seed: int = 0,
 ) -> tuple[Array, Array]:
     """Multinomial logistic regression by full-batch Adam; returns (weights, bias)."""
     rng = np.random.default_rng(seed)

@@ -21,14 +21,14 @@ from cluster.config import CONFIG_DIR, load_routing_policy
 from policies.classification import RuleClassifier
 from policies.types import TaskType
 from routing.encoder import MiniLMEncoder
-from routing.language import ask_text
 from routing.features import feature_vector
+from routing.language import ask_text, pasted_foreign_share
 from routing.learned import LABELS, LearnedModel, fit_softmax
 
 DATA = Path(__file__).resolve().parent / "data"
 TRAINING_FILE = DATA / "routing_train.jsonl"
 MODEL_FILE = DATA / "learned.npz"
-L2_CHOICES = (1e-4, 3e-4, 1e-3, 3e-3)
+L2_CHOICES = (3e-5, 1e-4, 3e-4)
 
 
 def file_sha256(path: Path) -> str:
@@ -48,11 +48,12 @@ def build_features(
         ask = ask_text(row["prompt"])
         emb = encoder.encode(ask)
         rule_s, _ = rules.rule_scores(row["prompt"])
+        foreign = pasted_foreign_share(row["prompt"])
         hint_s, _ = rules.hint_scores(row.get("task_hints") or [])
         label = LABELS.index(TaskType(row["label"]))
         embeddings.append(emb)
         for hints in (hint_s, dict.fromkeys(TaskType, 0.0)):
-            feats.append(feature_vector(emb, ask, rule_s, hints))
+            feats.append(feature_vector(emb, ask, rule_s, hints, foreign))
             labels.append(label)
     return (np.stack(embeddings), np.stack(feats), np.asarray(labels, dtype=np.int64))
 
@@ -90,8 +91,11 @@ def main() -> None:
     best = max(scores, key=lambda k: scores[k])
     w, b = fit_softmax(feats, labels, l2=best)
     model = LearnedModel(
-        weights=w, bias=b, train_embeddings=embeddings,
-        train_labels=labels[::2].copy(), train_ids=[r["id"] for r in rows],
+        weights=w,
+        bias=b,
+        train_embeddings=embeddings,
+        train_labels=labels[::2].copy(),
+        train_ids=[r["id"] for r in rows],
         training_sha256=file_sha256(TRAINING_FILE),
     )
     model.save(MODEL_FILE)

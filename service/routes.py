@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import JSONResponse
 
+from cluster.runtime import describe_classifier
 from nodes.classify import check_limits, new_job_id
 from service.context import Admin, Service, User
 from service.jobs import JobRecord
@@ -74,9 +75,17 @@ async def update_node_status(
 @router.get("/routing/rules")
 async def routing_rules(principal: User, service: Service) -> dict[str, Any]:
     """The routing policy in force and the active classifier."""
-    policy = service.runtime.policy
+    runtime = service.runtime
+    policy = runtime.policy
+    policy_file = runtime.policy_file
     return {
-        "classifier": {"active": "rules", "layers": ["override", "rules"]},
+        "classifier": describe_classifier(runtime.router.classifier),
+        "policy_file": {
+            "path": str(policy_file.path),
+            "loaded_at": policy_file.loaded_at,
+            "last_reload_error": policy_file.last_error,
+        },
+        "judge": policy.judge.model_dump(),
         "default_task_type": policy.default_task_type.value,
         "task_types": {t.value: p.model_dump() for t, p in policy.task_types.items()},
         "hints": {k: v.value for k, v in policy.hints.items()},
@@ -91,7 +100,7 @@ async def test_classification(
     body: ClassificationRequest, principal: User, service: Service
 ) -> dict[str, Any]:
     """Classify and pick a model without running anything."""
-    decision = service.runtime.router.decide(
+    decision = await service.runtime.router.adecide(
         body.prompt, body.task_hints, task_type=body.task_type, model=body.model
     )
     return {"prompt_chars": len(body.prompt), "routing": decision.to_dict()}

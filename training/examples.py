@@ -94,7 +94,7 @@ PARSING = [
     "Convert this alert JSON into a flat key=value list.\n{alert}",
     "Extract the URLs from this phishing email body and defang them: Please verify at http://login-micros0ft.com/verify and http://bit.ly/3xYz.",
     "Pull out the MITRE technique IDs mentioned in this paragraph and put them in a table with the sentence each came from.\n{report}",
-    "Fill this schema from the email headers: {{\"from\": , \"return_path\": , \"spf\": , \"dkim\": , \"sending_ip\": }}\n{mail}",
+    'Fill this schema from the email headers: {{"from": , "return_path": , "spf": , "dkim": , "sending_ip": }}\n{mail}',
     "Extract the command line, parent process and user from each event into JSON objects.\n{log}",
     "Which hosts and ports appear in these firewall lines? Output as CSV host,port,protocol.\n{log}\n{log}",
     "Identify all file paths and registry keys in this command and list them.\n{cmd}",

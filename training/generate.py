@@ -1,4 +1,4 @@
-"""Write `routing/data/routing_train.jsonl`: the hand-written examples with pasted material filled in.
+"""Write `routing/data/routing_train.jsonl` from the hand-written examples, pasted material filled in.
 
     uv run python -m training.generate
 
@@ -14,16 +14,36 @@ from pathlib import Path
 
 from training import artifacts as a
 from training import examples as ex
+from training import examples_boundaries as edge
+from training import examples_context as context
+from training import examples_more as more
+from training import examples_short as short
 
 OUT = Path(__file__).resolve().parent.parent / "routing" / "data" / "routing_train.jsonl"
 VARIANTS = 3
 LABELS = {
-    "general_reasoning": ex.GENERAL,
-    "multilingual": ex.MULTILINGUAL,
-    "structured_parsing": ex.PARSING,
-    "rule_generation": ex.RULEGEN,
-    "adversarial_reasoning": ex.ADVERSARIAL,
-    "classification": ex.CLASSIFICATION,
+    "general_reasoning": ex.GENERAL + more.GENERAL + edge.GENERAL + short.GENERAL + context.GENERAL,
+    "multilingual": ex.MULTILINGUAL
+    + more.MULTILINGUAL
+    + edge.MULTILINGUAL
+    + short.MULTILINGUAL
+    + context.MULTILINGUAL,
+    "structured_parsing": ex.PARSING
+    + more.PARSING
+    + edge.PARSING
+    + short.PARSING
+    + context.PARSING,
+    "rule_generation": ex.RULEGEN + more.RULEGEN + edge.RULEGEN + short.RULEGEN + context.RULEGEN,
+    "adversarial_reasoning": ex.ADVERSARIAL
+    + more.ADVERSARIAL
+    + edge.ADVERSARIAL
+    + short.ADVERSARIAL
+    + context.ADVERSARIAL,
+    "classification": ex.CLASSIFICATION
+    + more.CLASSIFICATION
+    + edge.CLASSIFICATION
+    + short.CLASSIFICATION
+    + context.CLASSIFICATION,
 }
 GOOD_HINTS = {
     "general_reasoning": ["summary", "explain", "analysis", "reasoning"],
@@ -34,17 +54,36 @@ GOOD_HINTS = {
     "classification": ["classify", "triage", "label"],
 }
 GENERIC_HINTS = ["security", "soc", "urgent", "incident", "alert", "logs", "email"]
-OPENERS = ["", "", "", "Hi, ", "Quick one: ", "From the night shift: ", "Need help. ",
-           "For ticket INC-4412: ", "Can you help? "]
+OPENERS = [
+    "",
+    "",
+    "",
+    "Hi, ",
+    "Quick one: ",
+    "From the night shift: ",
+    "Need help. ",
+    "For ticket INC-4412: ",
+    "Can you help? ",
+]
 CLOSERS = ["", "", "", " Thanks.", " Please be concise.", " ASAP please.", " Cheers."]
 SLOTS = {
-    "log": a.LOGS, "cmd": a.COMMANDS, "mail": a.MAIL, "alert": a.ALERTS_JSON, "code": a.CODE,
-    "rule": a.RULES, "query": a.QUERIES, "report": a.REPORTS,
+    "log": a.LOGS,
+    "cmd": a.COMMANDS,
+    "mail": a.MAIL,
+    "alert": a.ALERTS_JSON,
+    "code": a.CODE,
+    "rule": a.RULES,
+    "query": a.QUERIES,
+    "report": a.REPORTS,
     "snippet": list(a.FOREIGN_SNIPPETS.values()),
-    "snippet_ru": [a.FOREIGN_SNIPPETS["Russian"]], "snippet_zh": [a.FOREIGN_SNIPPETS["Chinese"]],
-    "snippet_es": [a.FOREIGN_SNIPPETS["Spanish"]], "snippet_de": [a.FOREIGN_SNIPPETS["German"]],
-    "snippet_pt": [a.FOREIGN_SNIPPETS["Portuguese"]], "snippet_fr": [a.FOREIGN_SNIPPETS["French"]],
-    "snippet_ar": [a.FOREIGN_SNIPPETS["Arabic"]], "snippet_ja": [a.FOREIGN_SNIPPETS["Japanese"]],
+    "snippet_ru": [a.FOREIGN_SNIPPETS["Russian"]],
+    "snippet_zh": [a.FOREIGN_SNIPPETS["Chinese"]],
+    "snippet_es": [a.FOREIGN_SNIPPETS["Spanish"]],
+    "snippet_de": [a.FOREIGN_SNIPPETS["German"]],
+    "snippet_pt": [a.FOREIGN_SNIPPETS["Portuguese"]],
+    "snippet_fr": [a.FOREIGN_SNIPPETS["French"]],
+    "snippet_ar": [a.FOREIGN_SNIPPETS["Arabic"]],
+    "snippet_ja": [a.FOREIGN_SNIPPETS["Japanese"]],
 }
 
 
@@ -60,9 +99,9 @@ def hints(label: str, rng: random.Random) -> list[str]:
     roll = rng.random()
     if roll < 0.45:
         return []
-    if roll < 0.75:
+    if roll < 0.85:
         return rng.sample(GOOD_HINTS[label], k=rng.randint(1, 2))
-    if roll < 0.9:
+    if roll < 0.95:
         return [rng.choice(GENERIC_HINTS)]
     other = rng.choice([k for k in GOOD_HINTS if k != label])
     return [rng.choice(GOOD_HINTS[other])]
@@ -77,15 +116,23 @@ def generate(seed: int = 20261126) -> list[dict[str, object]]:
             for v in range(VARIANTS):
                 body = fill(template, rng)
                 # Foreign-language prompts keep their own wording: no English openers.
-                if label != "multilingual" or template.startswith(("Translate", "Summarize", "Explain", "What", "Can", "Render", "Classify", "Is")):
+                if label != "multilingual" or template.startswith(
+                    ("Translate", "Summarize", "Explain", "What", "Can", "Render", "Classify", "Is")
+                ):
                     body = rng.choice(OPENERS) + body + rng.choice(CLOSERS)
                 if v == 2 and rng.random() < 0.5:
                     body = body.lower()
                 if body in seen:
                     continue
                 seen.add(body)
-                rows.append({"id": f"t-{label[:4]}-{t_index:02d}-{v}", "prompt": body,
-                             "task_hints": hints(label, rng), "label": label})
+                rows.append(
+                    {
+                        "id": f"t-{label[:4]}-{t_index:02d}-{v}",
+                        "prompt": body,
+                        "task_hints": hints(label, rng),
+                        "label": label,
+                    }
+                )
     rng.shuffle(rows)
     return rows
 

@@ -163,7 +163,7 @@ def test_models_nodes_rules_and_test_classification(router_server: RouterServer)
             "models_loaded",
         } <= first.keys()
         rules = c.get("/api/llm/routing/rules").json()
-        assert rules["classifier"]["active"] == "rules"
+        assert rules["classifier"]["active"] == "learned"
         assert rules["task_types"]["classification"]["primary"] == "granite-guardian"
         r = c.post(
             "/api/llm/test-classification",

@@ -1,0 +1,105 @@
+"""Accuracy, macro-F1, confusion matrix and decision latency of the task classifier.
+
+    uv run python bench/classifier.py [--data FILE.jsonl] [--classifier layered|rules]
+
+FILE is JSON lines with `prompt`, `task_hints` and `label` (default: the labelled dev set in
+../shared/data). Runs with the hints and without them, then times prompts padded with pasted
+log lines to about 2,000 characters.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import percentile
+from cluster.config import CONFIG_DIR, load_routing_policy
+from cluster.runtime import build_classifier
+from cluster.settings import Settings
+from policies.types import TaskType
+
+ROOT = Path(__file__).resolve().parent.parent
+DEV = ROOT.parent / "shared" / "data" / "routing_dev.jsonl"
+PADDING = (
+    "2024-03-11T02:14:55Z sshd[2231]: Failed password for root from 185.220.101.4 port 52344\n"
+)
+
+
+def macro_f1(pairs: list[tuple[str, str]]) -> float:
+    scores = []
+    for label in (t.value for t in TaskType):
+        tp = sum(1 for gold, pred in pairs if gold == label and pred == label)
+        fp = sum(1 for gold, pred in pairs if gold != label and pred == label)
+        fn = sum(1 for gold, pred in pairs if gold == label and pred != label)
+        precision = tp / (tp + fp) if tp + fp else 0.0
+        recall = tp / (tp + fn) if tp + fn else 0.0
+        scores.append(2 * precision * recall / (precision + recall) if precision + recall else 0.0)
+    return statistics.fmean(scores)
+
+
+def confusion(pairs: list[tuple[str, str]]) -> str:
+    labels = [t.value for t in TaskType]
+    short = [label[:10] for label in labels]
+    lines = ["| gold \\ predicted | " + " | ".join(short) + " |", "|---" * (len(labels) + 1) + "|"]
+    for gold in labels:
+        row = [sum(1 for g, p in pairs if g == gold and p == pred) for pred in labels]
+        lines.append(f"| {gold} | " + " | ".join(str(n) for n in row) + " |")
+    return "\n".join(lines)
+
+
+def run(
+    classifier: Any, rows: list[dict[str, Any]], hints: bool
+) -> tuple[list[tuple[str, str]], list[float]]:
+    pairs, latencies = [], []
+    for row in rows:
+        started = time.perf_counter()
+        decision = classifier.classify(row["prompt"], row.get("task_hints") if hints else None)
+        latencies.append((time.perf_counter() - started) * 1000)
+        pairs.append((row["label"], decision.task_type.value))
+    return pairs, latencies
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--data", type=Path, default=DEV)
+    parser.add_argument("--classifier", choices=["layered", "rules"], default="layered")
+    args = parser.parse_args()
+    rows = [json.loads(line) for line in args.data.read_text().splitlines() if line.strip()]
+    policy = load_routing_policy(CONFIG_DIR / "routing.yaml")
+    classifier = build_classifier(Settings(classifier=args.classifier), policy)
+    for row in rows[:10]:  # warm caches
+        classifier.classify(row["prompt"])
+    print(f"classifier: {args.classifier}, {len(rows)} requests from {args.data}\n")
+    print("| run | accuracy | macro-F1 | p50 ms | p99 ms |\n|---|---|---|---|---|")
+    results = {}
+    for hints in (False, True):
+        pairs, latencies = run(classifier, rows, hints)
+        results[hints] = pairs
+        accuracy = sum(g == p for g, p in pairs) / len(pairs)
+        print(
+            f"| {'with hints' if hints else 'without hints'} | {accuracy:.3f} | "
+            f"{macro_f1(pairs):.3f} | {percentile(latencies, 50):.2f} | "
+            f"{percentile(latencies, 99):.2f} |"
+        )
+    long_rows = []
+    for row in rows:
+        prompt = row["prompt"] + "\n" + PADDING * ((2000 - len(row["prompt"])) // len(PADDING) + 1)
+        long_rows.append({**row, "prompt": prompt[:2000]})
+    _, latencies = run(classifier, long_rows, False)
+    print(
+        f"| prompts padded to 2,000 chars | | | {percentile(latencies, 50):.2f} | "
+        f"{percentile(latencies, 99):.2f} |"
+    )
+    print("\nconfusion matrix without hints:\n")
+    print(confusion(results[False]))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,156 @@
+"""Routing policy reloads without a restart; the LLM judge for unsure decisions."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from cluster.config import CONFIG_DIR
+from cluster.runtime import RouterRuntime, build_runtime
+from policies.classification import Classification
+from policies.routing_policy import JudgePolicy
+from policies.types import TaskType
+from routing.judge import LLMJudge, parse_verdict
+from tests.conftest import FakeCluster
+from tests.integration.conftest import SECRET
+
+
+def copy_policy(tmp_path: Path) -> Path:
+    path = tmp_path / "routing.yaml"
+    shutil.copy(CONFIG_DIR / "routing.yaml", path)
+    return path
+
+
+def rewrite(path: Path, change: dict[str, object] | str) -> None:
+    if isinstance(change, str):
+        path.write_text(change)
+    else:
+        data = yaml.safe_load(path.read_text())
+        data["task_types"]["classification"].update(change)
+        path.write_text(yaml.safe_dump(data))
+    stat = path.stat()
+    os.utime(path, (stat.st_atime, stat.st_mtime + 5))
+
+
+def test_a_changed_policy_takes_effect_and_a_broken_one_is_refused(
+    fake_cluster: FakeCluster, clean_env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    path = copy_policy(tmp_path)
+    rt = build_runtime(fake_cluster.settings(routing_config=path))
+    prompt, hints = "Label this alert: true positive or false positive?", ["triage"]
+    assert rt.router.decide(prompt, hints).model == "granite-guardian"
+    assert rt.reload_policy() is False  # unchanged
+
+    rewrite(path, {"primary": "phi4", "fallbacks": []})
+    assert rt.reload_policy() is True
+    assert rt.router.decide(prompt, hints).model == "phi4"
+    assert rt.policy_file.last_error is None
+
+    rewrite(path, "task_types: [unclosed")
+    assert rt.reload_policy() is False
+    assert "not valid YAML" in (rt.policy_file.last_error or "")
+    assert rt.router.decide(prompt, hints).model == "phi4"
+
+    rewrite(
+        path,
+        (CONFIG_DIR / "routing.yaml")
+        .read_text()
+        .replace("primary: granite-guardian", "primary: gpt-9"),
+    )
+    assert rt.reload_policy() is False
+    assert "gpt-9" in (rt.policy_file.last_error or "")
+    assert rt.router.decide(prompt, hints).model == "phi4"
+
+
+def test_rules_endpoint_shows_the_classifier_and_reload_errors(
+    fake_cluster: FakeCluster, clean_env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from server import create_app
+    from service.auth import issue_token
+
+    path = copy_policy(tmp_path)
+    app = create_app(
+        fake_cluster.settings(routing_config=path, jwt_secret=SECRET, health_interval_s=0)
+    )
+    headers = {"Authorization": f"Bearer {issue_token(SECRET, user='u', tenant='t')}"}
+    with TestClient(app) as client:
+        rules = client.get("/api/llm/routing/rules", headers=headers).json()
+        assert rules["classifier"]["active"] == "learned"
+        assert rules["classifier"]["layers"] == ["override", "language", "learned"]
+        assert rules["policy_file"]["last_reload_error"] is None
+        rewrite(path, "nonsense: [")
+        app.state.service.runtime.reload_policy()
+        rules = client.get("/api/llm/routing/rules", headers=headers).json()
+        assert "not valid YAML" in rules["policy_file"]["last_reload_error"]
+        decision = client.post(
+            "/api/llm/test-classification",
+            headers=headers,
+            json={"prompt": "Write a Sigma rule for psexec"},
+        ).json()
+        routing = decision["routing"]
+        assert routing["task_type"] == "rule_generation" and routing["layer"] == "learned"
+        assert routing["alternates"] and routing["reasons"]
+
+
+def test_rules_only_service_says_so(
+    fake_cluster: FakeCluster, clean_env: pytest.MonkeyPatch
+) -> None:
+    rt = build_runtime(fake_cluster.settings(classifier="rules"))
+    from cluster.runtime import describe_classifier
+
+    assert describe_classifier(rt.router.classifier)["active"] == "rules"
+
+
+def test_verdict_parsing_is_strict() -> None:
+    assert parse_verdict('{"task_type": "classification"}') is TaskType.CLASSIFICATION
+    assert parse_verdict('Sure! {"task_type": "rule_generation"}') is TaskType.RULE_GENERATION
+    assert parse_verdict('{"task_type": "poetry"}') is None
+    assert parse_verdict('{"task_type": "classification", "why": "x"}') is None
+    assert parse_verdict("classification") is None
+
+
+UNSURE = Classification(
+    TaskType.GENERAL_REASONING, 0.3, dict.fromkeys(TaskType, 0.1), ["x"], "learned"
+)
+
+
+async def test_judge_overrules_an_unsure_decision(
+    runtime: RouterRuntime, fake_cluster: FakeCluster
+) -> None:
+    fake_cluster.node2.behaviour.reply = lambda m, msgs: '{"task_type": "classification"}'
+    judge = LLMJudge(runtime.pool, JudgePolicy(enabled=True, below_confidence=0.5))
+    assert judge.wants(UNSURE)
+    judged = await judge.judge("Is this bad?", UNSURE)
+    assert (judged.task_type, judged.layer) == (TaskType.CLASSIFICATION, "judge")
+    assert fake_cluster.node2.calls[0].path_model == "granite-guardian"
+
+
+async def test_judge_failure_keeps_the_decision(
+    runtime: RouterRuntime, fake_cluster: FakeCluster
+) -> None:
+    judge = LLMJudge(runtime.pool, JudgePolicy(enabled=True, timeout_s=0.2))
+    fake_cluster.node2.behaviour.reply = lambda m, msgs: "I think it is classification"
+    kept = await judge.judge("Is this bad?", UNSURE)
+    assert kept.task_type is TaskType.GENERAL_REASONING and "no valid task type" in kept.reasons[-1]
+    fake_cluster.node2.behaviour.delay_s = 1.0
+    kept = await judge.judge("Is this bad?", UNSURE)
+    assert "timed out" in kept.reasons[-1]
+
+
+async def test_router_asks_the_judge_only_when_enabled_and_unsure(
+    runtime: RouterRuntime, fake_cluster: FakeCluster
+) -> None:
+    fake_cluster.node2.behaviour.reply = lambda m, msgs: '{"task_type": "rule_generation"}'
+    runtime.router.judge = LLMJudge(runtime.pool, JudgePolicy(enabled=True, below_confidence=1.0))
+    decision = await runtime.router.adecide("Summarize the incident")
+    assert decision.classification.layer == "judge" and decision.model == "qwen-coder"
+    explicit = await runtime.router.adecide("Summarize the incident", task_type="general_reasoning")
+    assert explicit.override == "task_type"
+    runtime.router.judge = LLMJudge(runtime.pool, JudgePolicy(enabled=False))
+    assert (await runtime.router.adecide("Summarize the incident")).classification.layer != "judge"
