@@ -74,11 +74,25 @@ class NodeConfig(BaseModel):
         return self
 
 
+class PlacementWeights(BaseModel):
+    """How much each load signal counts when choosing a node; see policies.placement.score."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    utilization: float = Field(default=1.0, ge=0)
+    queue: float = Field(default=0.5, ge=0)
+    kv_cache: float = Field(default=0.5, ge=0)
+    in_flight: float = Field(default=0.25, ge=0)
+    vram: float = Field(default=0.25, ge=0)
+
+
 class ClusterConfig(BaseModel):
     """Every node and model of the cluster."""
 
     model_config = ConfigDict(extra="forbid")
 
+    placement: PlacementWeights = Field(default_factory=PlacementWeights)
+    """Placement score weights."""
     models: dict[str, ModelConfig]
     """Model catalogue by name."""
     nodes: list[NodeConfig]

@@ -53,6 +53,13 @@ class CapacityTimeout(RouterError):
     http_status = 503
 
 
+class QueueFull(RouterError):
+    """The wait queue is at its bound; try again later."""
+
+    code = "queue_full"
+    http_status = 429
+
+
 class NoCapableNode(RouterError):
     """No configured node serves the model at all, or every one is offline."""
 

@@ -21,7 +21,7 @@ from cluster.router import LLMRouter, TaskClassifier
 from cluster.scheduler import JobScheduler
 from cluster.settings import Settings
 from policies.classification import RuleClassifier
-from policies.placement import Limits
+from policies.placement import Limits, Weights
 from policies.routing_policy import RoutingPolicy
 from routing.judge import LLMJudge
 from routing.layered import LayeredClassifier
@@ -139,6 +139,9 @@ def build_runtime(
         registry,
         default_timeout_s=settings.llm_default_timeout,
         limits=Limits(settings.max_waiting_requests, settings.max_kv_cache_usage),
+        weights=Weights(**cluster.placement.model_dump()),
+        aging_s=settings.queue_aging_s,
+        max_queue=settings.queue_max_length,
     )
     pool = LLMPool(
         cluster,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import heapq
 import itertools
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -12,9 +11,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cluster.config import ClusterConfig
-from cluster.errors import CapacityTimeout, NoCapableNode
+from cluster.errors import CapacityTimeout, NoCapableNode, QueueFull
 from cluster.registry import NodeRegistry
-from policies.placement import Limits, Placement, place_first_fit, why_unplaceable
+from policies.placement import Limits, Placement, Weights, place_first_fit, why_unplaceable
+from policies.queueing import effective_priority, queue_key
 from policies.types import ExecutionMode, NodeStatus
 
 
@@ -44,15 +44,15 @@ class Lease:
     reason: str
 
 
-@dataclass(order=True)
+@dataclass(eq=False)
 class _Waiter:
     priority: int
     seq: int
-    job_id: str = field(compare=False)
-    models: tuple[str, ...] = field(compare=False)
-    vram_gb: float | None = field(compare=False)
-    future: asyncio.Future[Lease] = field(compare=False)
-    enqueued_at: float = field(compare=False)
+    job_id: str
+    models: tuple[str, ...]
+    vram_gb: float | None
+    future: asyncio.Future[Lease]
+    enqueued_at: float
 
 
 class JobScheduler:
@@ -69,9 +69,15 @@ class JobScheduler:
         *,
         default_timeout_s: float,
         limits: Limits | None = None,
+        weights: Weights | None = None,
+        aging_s: float = 30.0,
+        max_queue: int = 1000,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.limits = limits or Limits()
+        self.weights = weights or Weights()
+        self.aging_s = aging_s
+        self.max_queue = max_queue
         self._cluster = cluster
         self._registry = registry
         self._default_timeout_s = default_timeout_s
@@ -101,7 +107,9 @@ class JobScheduler:
     ) -> Placement | None:
         views = [v for v in self._registry.views() if v.node_id not in exclude]
         for model in models:
-            found = place_first_fit(views, [model], self.job_vram(model, vram_gb), self.limits)
+            found = place_first_fit(
+                views, [model], self.job_vram(model, vram_gb), self.limits, self.weights
+            )
             if found is not None:
                 return found
         return None
@@ -117,10 +125,22 @@ class JobScheduler:
         self._leases[lease.lease_id] = lease
         return lease
 
+    def _ordered(self) -> list[_Waiter]:
+        now = self._clock()
+        return sorted(
+            self._queue,
+            key=lambda w: queue_key(w.priority, w.enqueued_at, w.seq, now, self.aging_s),
+        )
+
     def _blocked_by_queue(self, models: Sequence[str], priority: int) -> bool:
-        """A waiter at least as urgent wants one of these models: do not jump it."""
+        """A waiter at least as urgent (after aging) wants one of these models: do not jump it."""
         wanted = set(models)
-        return any(w.priority <= priority and wanted & set(w.models) for w in self._queue)
+        now = self._clock()
+        return any(
+            effective_priority(w.priority, now - w.enqueued_at, self.aging_s) <= priority
+            and wanted & set(w.models)
+            for w in self._queue
+        )
 
     def try_acquire(
         self,
@@ -155,6 +175,11 @@ class JobScheduler:
         if lease is not None:
             return lease
         self._ensure_some_node_can_serve(models)
+        if len(self._queue) >= self.max_queue:
+            raise QueueFull(
+                f"{len(self._queue)} jobs are already waiting (the bound); job {job_id} refused",
+                retry_after_s=max(1.0, self.aging_s / 2),
+            )
         loop = asyncio.get_running_loop()
         waiter = _Waiter(
             priority,
@@ -165,7 +190,7 @@ class JobScheduler:
             loop.create_future(),
             self._clock(),
         )
-        heapq.heappush(self._queue, waiter)
+        self._queue.append(waiter)
         timeout = self._default_timeout_s if timeout_s is None else timeout_s
         try:
             return await asyncio.wait_for(asyncio.shield(waiter.future), timeout)
@@ -187,7 +212,6 @@ class JobScheduler:
         """Take a waiter out of the queue; capacity granted to it meanwhile goes back."""
         if waiter in self._queue:
             self._queue.remove(waiter)
-            heapq.heapify(self._queue)
         if waiter.future.done() and not waiter.future.cancelled():
             self.release(waiter.future.result())
         else:
@@ -236,7 +260,7 @@ class JobScheduler:
 
     def _dispatch(self) -> None:
         """Grant capacity to waiters, most urgent first; those that do not fit keep waiting."""
-        for waiter in sorted(self._queue):
+        for waiter in self._ordered():
             if waiter.future.done():
                 continue
             error = self._unservable(waiter.models)
@@ -250,7 +274,6 @@ class JobScheduler:
                 continue
             waiter.future.set_result(self._reserve(waiter.job_id, placement, waiter.vram_gb))
             self._queue.remove(waiter)
-        heapq.heapify(self._queue)
 
     # -- views ----------------------------------------------------------------------
     def leases(self) -> list[Lease]:
@@ -263,10 +286,13 @@ class JobScheduler:
             {
                 "job_id": w.job_id,
                 "priority": w.priority,
+                "effective_priority": round(
+                    effective_priority(w.priority, now - w.enqueued_at, self.aging_s), 3
+                ),
                 "models": list(w.models),
                 "waiting_s": round(now - w.enqueued_at, 3),
             }
-            for w in sorted(self._queue)
+            for w in self._ordered()
         ]
 
     @property

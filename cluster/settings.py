@@ -115,6 +115,16 @@ class Settings(BaseSettings):
     )
     """A node whose KV cache is fuller than this (0-1) is at capacity."""
 
+    queue_aging_s: float = Field(
+        default=30.0, ge=0, validation_alias=AliasChoices("ROUTER_QUEUE_AGING_S", "queue_aging_s")
+    )
+    """A waiting job gains one priority level per this many seconds (0: no aging)."""
+    queue_max_length: int = Field(
+        default=1000,
+        ge=1,
+        validation_alias=AliasChoices("ROUTER_QUEUE_MAX_LENGTH", "queue_max_length"),
+    )
+    """Most jobs waiting for capacity; more are refused with 429."""
     classifier: Literal["layered", "rules"] = Field(
         default="layered", validation_alias=AliasChoices("ROUTER_CLASSIFIER", "classifier")
     )

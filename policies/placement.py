@@ -37,6 +37,34 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class Weights:
+    """How much each load signal counts when scoring a node (lower score wins)."""
+
+    utilization: float = 1.0
+    """GPU compute utilisation, 0-1."""
+    queue: float = 0.5
+    """vLLM requests waiting, relative to the waiting limit."""
+    kv_cache: float = 0.5
+    """vLLM KV-cache use, 0-1."""
+    in_flight: float = 0.25
+    """The router's own jobs on the node, per job."""
+    vram: float = 0.25
+    """Share of VRAM in use after the job."""
+
+
+def score(node: NodeView, vram_gb: float, weights: Weights, limits: Limits) -> float:
+    """The node's load score for a job; lower is better."""
+    used_after = 1.0 - max(node.vram_free_gb - vram_gb, 0.0) / node.vram_total_gb
+    return (
+        weights.utilization * node.compute_utilization
+        + weights.queue * node.waiting / max(limits.max_waiting, 1.0)
+        + weights.kv_cache * node.kv_cache_usage
+        + weights.in_flight * node.in_flight
+        + weights.vram * used_after
+    )
+
+
+@dataclass(frozen=True)
 class Placement:
     """The chosen node and why."""
 
@@ -54,9 +82,13 @@ def _has_room(node: NodeView, vram_gb: float, limits: Limits) -> bool:
 
 
 def place(
-    nodes: Iterable[NodeView], model: str, vram_gb: float, limits: Limits = Limits()
+    nodes: Iterable[NodeView],
+    model: str,
+    vram_gb: float,
+    limits: Limits = Limits(),
+    weights: Weights = Weights(),
 ) -> Placement | None:
-    """Least-utilised available node that serves `model` and has room, or None.
+    """The lowest-scoring available node that serves `model` and has room, or None.
 
     Room: `vram_gb` free, under its job cap, vLLM queue and KV cache under `limits`, and
     telemetry fresh; stale telemetry counts as unknown and the node is passed over.
@@ -71,23 +103,28 @@ def place(
     ]
     if not candidates:
         return None
-    best = min(
-        candidates,
-        key=lambda n: (n.compute_utilization, n.in_flight, -n.vram_free_gb, n.node_id),
-    )
+    scored = sorted((score(n, vram_gb, weights, limits), n.node_id, n) for n in candidates)
+    best_score, _, best = scored[0]
+    others = ", ".join(f"{node_id} {s:.2f}" for s, node_id, _ in scored[1:])
     reason = (
         f"{best.node_id}: serves {model}, {best.vram_free_gb:.1f} GB free >= {vram_gb:.1f} GB, "
-        f"lowest utilisation {best.compute_utilization:.2f} of {len(candidates)} candidate(s)"
+        f"lowest load score {best_score:.2f} (utilisation {best.compute_utilization:.2f}, "
+        f"{best.waiting:g} waiting, KV {best.kv_cache_usage:.0%}, {best.in_flight} in flight)"
+        + (f"; others: {others}" if others else "")
     )
     return Placement(best.node_id, model, reason)
 
 
 def place_first_fit(
-    nodes: Sequence[NodeView], models: Sequence[str], vram_gb: float, limits: Limits = Limits()
+    nodes: Sequence[NodeView],
+    models: Sequence[str],
+    vram_gb: float,
+    limits: Limits = Limits(),
+    weights: Weights = Weights(),
 ) -> Placement | None:
-    """Place on the first model in `models` that has room anywhere."""
+    """Place on the first model in `models` that has room anywhere (spill-over in order)."""
     for model in models:
-        placement = place(nodes, model, vram_gb, limits)
+        placement = place(nodes, model, vram_gb, limits, weights)
         if placement is not None:
             return placement
     return None

@@ -25,6 +25,8 @@ class TaskPolicy(BaseModel):
     """Default priority of its jobs (1 most urgent, 5 least)."""
     description: str = ""
     """What the task type is for, shown by the rules endpoint."""
+    spill_over: bool = True
+    """When every node of the primary is saturated, run on a fallback model elsewhere."""
 
 
 class KeywordRule(BaseModel):
@@ -96,9 +98,9 @@ class RoutingPolicy(BaseModel):
         return self
 
     def models_for(self, task_type: TaskType) -> list[str]:
-        """Primary then fallback models of a task type."""
+        """Primary then, when the task type may spill over, its fallback models."""
         policy = self.task_types[task_type]
-        return [policy.primary, *policy.fallbacks]
+        return [policy.primary, *policy.fallbacks] if policy.spill_over else [policy.primary]
 
     def operation_task_type(self, operation: str) -> TaskType:
         """Task type of a chain operation; an unknown one raises, naming the valid ones."""

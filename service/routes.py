@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable
 from typing import Any
 
-from fastapi import APIRouter, HTTPException
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import JSONResponse, Response
 
 from cluster.runtime import describe_classifier
 from nodes.classify import check_limits, new_job_id
@@ -16,8 +18,20 @@ from service.schemas import ClassificationRequest, NodeStatusUpdate, ProcessRequ
 router = APIRouter(prefix="/api/llm", tags=["llm"])
 
 
+async def _unless_client_leaves(request: Request, work: Awaitable[dict[str, Any]]) -> Any:
+    """Run `work`; if the client disconnects first, cancel it (dropping any queue place)."""
+    task = asyncio.ensure_future(work)
+    while not task.done():
+        done, _ = await asyncio.wait({task}, timeout=0.25)
+        if not done and await request.is_disconnected():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            return Response(status_code=499)
+    return task.result()
+
+
 @router.post("/process", responses={202: {"description": "accepted; poll the job"}})
-async def process(body: ProcessRequest, principal: User, service: Service) -> Any:
+async def process(body: ProcessRequest, principal: User, service: Service, request: Request) -> Any:
     """Route, schedule, call and merge; with `async: true`, answer 202 and run in the background."""
     check_limits(service.runtime.settings, body.prompt, body.items)
     job_id = new_job_id()
@@ -28,7 +42,22 @@ async def process(body: ProcessRequest, principal: User, service: Service) -> An
             {"job_id": job_id, "status": "queued", "status_url": f"/api/llm/jobs/{job_id}"},
             status_code=202,
         )
-    return await service.run(graph_input)
+    return await _unless_client_leaves(request, service.run(graph_input))
+
+
+@router.get("/queue")
+async def queue(principal: User, service: Service) -> dict[str, Any]:
+    """Jobs waiting for capacity, in dispatch order, with their waits."""
+    scheduler = service.runtime.scheduler
+    jobs = scheduler.queue_snapshot()
+    waits = [j["waiting_s"] for j in jobs]
+    return {
+        "depth": len(jobs),
+        "max_length": scheduler.max_queue,
+        "aging_s": scheduler.aging_s,
+        "longest_wait_s": max(waits, default=0.0),
+        "jobs": jobs,
+    }
 
 
 @router.get("/jobs/{job_id}")

@@ -293,3 +293,22 @@ def test_static_api_keys_are_accepted(
 def test_no_secret_and_no_keys_refuses_to_start(clean_env: pytest.MonkeyPatch) -> None:
     with pytest.raises(ValueError, match="ROUTER_JWT_SECRET"):
         create_app(Settings())
+
+
+def test_a_client_that_leaves_loses_its_queue_place(router_server: RouterServer) -> None:
+    import httpx
+
+    with router_server.client(router_server.admin) as c:
+        c.post("/api/llm/nodes/status", json={"node_id": "gb10-node-1", "vram_used_gb": 80})
+        with pytest.raises(httpx.ReadTimeout):
+            c.post(
+                "/api/llm/process",
+                json={"prompt": "Summarize", "model": "deepseek", "timeout_s": 30},
+                timeout=0.5,
+            )
+        for _ in range(40):
+            if c.get("/api/llm/queue").json()["depth"] == 0:
+                break
+            time.sleep(0.1)
+        queue = c.get("/api/llm/queue").json()
+        assert queue["depth"] == 0 and queue["max_length"] == 1000

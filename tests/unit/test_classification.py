@@ -84,3 +84,15 @@ def test_operations_map_to_task_types() -> None:
     assert POLICY.operation_task_type("multilingual") is TaskType.MULTILINGUAL
     with pytest.raises(ValueError, match="valid: "):
         POLICY.operation_task_type("juggle")
+
+
+def test_without_spill_over_only_the_primary_is_a_candidate() -> None:
+    policy = POLICY.model_copy(deep=True)
+    policy.task_types[TaskType.CLASSIFICATION].spill_over = False
+    router = LLMRouter(policy, CLUSTER, RuleClassifier(policy))
+    assert router.decide("x", task_type="classification").candidates == ["granite-guardian"]
+    assert ROUTER.decide("x", task_type="classification").candidates == [
+        "granite-guardian",
+        "phi4",
+        "deepseek",
+    ]

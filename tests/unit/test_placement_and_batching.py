@@ -6,7 +6,8 @@ import pytest
 
 from policies.batching import chunk_items, numbered_prompt, proportional_counts
 from policies.modes import choose_mode
-from policies.placement import NodeView, place, why_unplaceable
+from policies.placement import NodeView, Weights, place, why_unplaceable
+from policies.queueing import effective_priority, queue_key
 from policies.types import ExecutionMode, NodeStatus
 
 
@@ -22,11 +23,33 @@ def node(
     return NodeView(node_id, status, 80, free, util, frozenset(models), in_flight, max_jobs)
 
 
-def test_least_utilised_node_with_room_wins() -> None:
+def test_least_loaded_node_with_room_wins() -> None:
     nodes = [node("a", 0.7, 50), node("b", 0.2, 50), node("c", 0.1, 1)]
     chosen = place(nodes, "m", 4)
     assert chosen is not None and chosen.node_id == "b"
-    assert "lowest utilisation" in chosen.reason
+    assert "lowest load score" in chosen.reason and "others: a" in chosen.reason
+
+
+def test_score_weighs_queue_cache_and_in_flight() -> None:
+    busy_queue = NodeView("q", NodeStatus.AVAILABLE, 80, 60, 0.1, frozenset({"m"}), 0, None, 6, 0.1)
+    busy_router = NodeView(
+        "r", NodeStatus.AVAILABLE, 80, 60, 0.1, frozenset({"m"}), 3, None, 0, 0.1
+    )
+    idle = NodeView("i", NodeStatus.AVAILABLE, 80, 60, 0.3, frozenset({"m"}), 0, None, 0, 0.1)
+    chosen = place([busy_queue, busy_router, idle], "m", 2)
+    assert chosen is not None and chosen.node_id == "i"
+    only_util = Weights(utilization=1, queue=0, kv_cache=0, in_flight=0, vram=0)
+    chosen = place([busy_queue, busy_router, idle], "m", 2, weights=only_util)
+    assert chosen is not None and chosen.node_id in {"q", "r"}
+
+
+def test_aging_lets_old_low_priority_work_overtake_fresh_urgent_work() -> None:
+    assert effective_priority(5, 0, 30) == 5
+    assert effective_priority(5, 120, 30) == 1
+    old_low = queue_key(5, enqueued_at=0, seq=0, now=150, aging_s=30)
+    new_high = queue_key(1, enqueued_at=149, seq=1, now=150, aging_s=30)
+    assert old_low < new_high
+    assert queue_key(1, 10, 0, 11, 0) < queue_key(2, 0, 1, 11, 0)
 
 
 def test_busy_offline_and_full_nodes_are_skipped() -> None:

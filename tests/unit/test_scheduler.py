@@ -146,3 +146,42 @@ async def test_specification_schedule_job_reserves_until_completed() -> None:
     assert registry.get("gb10-node-2").reserved_gb == 10
     assert scheduler.complete_job("threat_analysis_001") == 1
     assert registry.get("gb10-node-2").reserved_gb == 0
+
+
+async def test_aging_serves_a_long_waiting_low_priority_job_before_fresh_urgent_ones() -> None:
+    cluster = load_cluster_config(CONFIG_DIR / "cluster.yaml")
+    registry = NodeRegistry(cluster)
+    now = [0.0]
+    scheduler = JobScheduler(
+        cluster, registry, default_timeout_s=60, aging_s=10, clock=lambda: now[0]
+    )
+    registry.update_status("gb10-node-2", vram_used_gb=80)
+    low = asyncio.create_task(scheduler.acquire("low", ["phi4"], priority=5, vram_gb=50))
+    await asyncio.sleep(0.01)
+    now[0] = 45.0  # low has aged by 4.5 levels: effective priority 0.5
+    urgent = asyncio.create_task(scheduler.acquire("urgent", ["phi4"], priority=1, vram_gb=50))
+    await asyncio.sleep(0.01)
+    assert [w["job_id"] for w in scheduler.queue_snapshot()] == ["low", "urgent"]
+    registry.update_status("gb10-node-2", vram_used_gb=0)  # room for one 50 GB job
+    first = await asyncio.wait_for(low, 1)
+    assert not urgent.done()
+    scheduler.release(first)
+    await asyncio.wait_for(urgent, 1)
+
+
+async def test_a_full_queue_refuses_with_429() -> None:
+    from cluster.errors import QueueFull
+
+    cluster = load_cluster_config(CONFIG_DIR / "cluster.yaml")
+    registry = NodeRegistry(cluster)
+    scheduler = JobScheduler(cluster, registry, default_timeout_s=5, max_queue=2)
+    registry.update_status("gb10-node-1", vram_used_gb=80)
+    waiting = [asyncio.create_task(scheduler.acquire(f"j{i}", ["deepseek"])) for i in range(2)]
+    await asyncio.sleep(0.01)
+    with pytest.raises(QueueFull) as err:
+        await scheduler.acquire("j3", ["deepseek"])
+    assert err.value.http_status == 429 and err.value.retry_after_s
+    for task in waiting:
+        task.cancel()
+    await asyncio.gather(*waiting, return_exceptions=True)
+    assert scheduler.queue_depth == 0
