@@ -91,6 +91,40 @@ def cmd_graph(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_node_agent(args: argparse.Namespace) -> int:
+    import asyncio
+    import logging
+
+    from cluster.node_agent import NodeAgent, NvmlReader, NvmlUnavailable
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s node-agent %(message)s")
+    if args.interval <= 0:
+        raise UsageError("--interval must be a positive number of seconds")
+    try:
+        reader = NvmlReader()
+    except NvmlUnavailable as exc:
+        raise UsageError(
+            f"{exc} (the node agent runs on a GB10 node with its NVIDIA driver)"
+        ) from None
+
+    async def run() -> None:
+        agent = NodeAgent(args.node_id, args.router, args.token, reader, interval_s=args.interval)
+        try:
+            await agent.run(iterations=args.count)
+        finally:
+            await agent.aclose()
+
+    try:
+        asyncio.run(run())
+    except KeyboardInterrupt:
+        pass
+    except PermissionError as exc:
+        raise UsageError(str(exc)) from None
+    finally:
+        reader.close()
+    return 0
+
+
 def cmd_token(args: argparse.Namespace) -> int:
     settings = _settings(args)
     if settings.jwt_secret is None:
@@ -144,6 +178,14 @@ def parser() -> argparse.ArgumentParser:
 
     sub.add_parser("graph", help="print the routing graph as Mermaid").set_defaults(func=cmd_graph)
     local.register(sub)
+
+    agent = sub.add_parser("node-agent", help="report this node's GPU (NVML) to the router")
+    agent.add_argument("--node-id", required=True)
+    agent.add_argument("--router", required=True, help="router base URL, e.g. http://router:8000")
+    agent.add_argument("--token", required=True, help="an admin bearer token")
+    agent.add_argument("--interval", type=float, default=2.0, help="seconds between reports")
+    agent.add_argument("--count", type=int, default=None, help="stop after this many reports")
+    agent.set_defaults(func=cmd_node_agent)
 
     token = sub.add_parser("token", help="print a signed bearer token (needs ROUTER_JWT_SECRET)")
     token.add_argument("--user", required=True)

@@ -159,8 +159,12 @@ class NodeRegistry:
         compute_utilization: float | None = None,
         status: NodeStatus | str | None = None,
         extra: dict[str, Any] | None = None,
+        telemetry: bool = False,
     ) -> NodeState:
-        """Apply telemetry or an admin's update; InvalidRequest when a value is out of range."""
+        """Apply telemetry or an admin's update; InvalidRequest when a value is out of range.
+
+        `telemetry` marks the update as a fresh reading (a node agent's), not a manual one.
+        """
         node = self.get(node_id)
         if vram_used_gb is not None and not 0 <= vram_used_gb <= node.vram_total_gb:
             raise InvalidRequest(
@@ -183,6 +187,8 @@ class NodeRegistry:
         if extra:
             node.extra.update(extra)
         node.updated_at = self._clock()
+        if telemetry:
+            node.telemetry_at = node.updated_at
         for listener in self._listeners:
             listener()
         return node

@@ -97,6 +97,8 @@ async def update_node_status(
         vram_used_gb=body.vram_used_gb,
         compute_utilization=body.compute_utilization,
         status=body.status,
+        extra=None if body.gpu is None else {"gpu": body.gpu.model_dump()},
+        telemetry=body.gpu is not None,
     )
     return {"updated": True, "node": node.to_dict(), "updated_by": admin.user}
 

@@ -58,8 +58,22 @@ class ProcessRequest(BaseModel):
         return data
 
 
+class GpuTelemetry(BaseModel):
+    """What a node agent read from NVML."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    gpus: int = Field(ge=0)
+    vram_used_gb: float = Field(ge=0)
+    vram_total_gb: float = Field(ge=0)
+    utilization: float = Field(ge=0, le=1)
+    processes: int = Field(ge=0)
+    power_w: float = Field(ge=0)
+    temperature_c: float
+
+
 class NodeStatusUpdate(BaseModel):
-    """`POST /api/llm/nodes/status` (admin)."""
+    """`POST /api/llm/nodes/status` (admin, or a node agent's token)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -67,6 +81,8 @@ class NodeStatusUpdate(BaseModel):
     vram_used_gb: float | None = Field(default=None, ge=0)
     compute_utilization: float | None = Field(default=None, ge=0, le=1)
     status: NodeStatus | None = None
+    gpu: GpuTelemetry | None = None
+    """NVML telemetry from the node agent; counts as fresh telemetry."""
 
 
 class ClassificationRequest(BaseModel):

@@ -1,0 +1,114 @@
+"""The node agent: NVML readings (through a stand-in module) posted to a real router."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+import uvicorn
+
+from cli.main import main
+from cluster.node_agent import NodeAgent, NvmlReader, NvmlUnavailable
+from server import create_app
+from service.auth import ADMIN, issue_token
+from tests.conftest import FakeCluster
+from tests.fakes.net import free_port
+from tests.fakes.nvml import FakeGpu, FakeNvml
+from tests.integration.conftest import SECRET, RouterServer
+
+TOKEN = issue_token(SECRET, user="agent", tenant="acme", roles=[ADMIN])
+
+
+def test_reader_sums_every_gpu() -> None:
+    nvml = FakeNvml(
+        [
+            FakeGpu(used_gib=21.6, util_percent=100, processes=1, power_mw=692_000),
+            FakeGpu(used_gib=0.6, util_percent=0, temperature_c=55),
+        ]
+    )
+    sample = NvmlReader(nvml).read()  # type: ignore[arg-type]
+    assert sample.gpus == 2
+    assert sample.vram_used_gb == pytest.approx(22.2, abs=0.01)
+    assert sample.vram_total_gb == pytest.approx(279.6, abs=0.01)
+    assert sample.utilization == 0.5
+    assert (sample.processes, sample.power_w, sample.temperature_c) == (1, 810.0, 55.0)
+
+
+def test_missing_nvml_is_a_clear_error() -> None:
+    with pytest.raises(NvmlUnavailable, match="Shared Library Not Found"):
+        NvmlReader(FakeNvml(missing=True))  # type: ignore[arg-type]
+
+
+def test_cli_exits_with_one_line_where_nvml_is_missing(capsys: pytest.CaptureFixture[str]) -> None:
+    # The real nvidia-ml-py: CI machines have no NVIDIA driver.
+    code = main(
+        ["node-agent", "--node-id", "gb10-node-1", "--router", "http://127.0.0.1:9", "--token", "t"]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and "NVML is not available" in err and err.count("\n") == 1
+
+
+async def test_agent_reports_and_the_router_shows_it(router_server: RouterServer) -> None:
+    nvml = FakeNvml(
+        [FakeGpu(used_gib=21.6, util_percent=99, processes=1, power_mw=692_000, temperature_c=44)]
+    )
+    agent = NodeAgent("gb10-node-1", router_server.url, TOKEN, NvmlReader(nvml), interval_s=0.01)  # type: ignore[arg-type]
+    await agent.run(iterations=2)
+    await agent.aclose()
+    with router_server.client(router_server.analyst) as c:
+        node = next(
+            n for n in c.get("/api/llm/nodes").json()["nodes"] if n["node_id"] == "gb10-node-1"
+        )
+    assert node["vram_used_gb"] == pytest.approx(21.6, abs=0.01)
+    assert node["compute_utilization"] == 0.99
+    assert node["gpu"]["power_w"] == 692.0 and node["gpu"]["processes"] == 1
+    assert node["telemetry_at"] is not None
+
+
+async def test_agent_rides_out_a_router_restart(
+    fake_cluster: FakeCluster, clean_env: pytest.MonkeyPatch
+) -> None:
+    port = free_port()
+    waits: list[float] = []
+
+    async def short_sleep(seconds: float) -> None:
+        waits.append(seconds)
+        await asyncio.sleep(0.05)
+
+    agent = NodeAgent(
+        "gb10-node-2",
+        f"http://127.0.0.1:{port}",
+        TOKEN,
+        NvmlReader(FakeNvml()),  # type: ignore[arg-type]
+        interval_s=0.01,
+        sleep=short_sleep,
+    )
+    run = asyncio.create_task(agent.run(iterations=1))
+    await asyncio.sleep(0.4)  # no router yet: the agent backs off 1, 2, 4, ... seconds
+    assert agent.failures >= 3 and waits[:3] == [1.0, 2.0, 4.0]
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(fake_cluster.settings(jwt_secret=SECRET)),
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+        )
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        await asyncio.wait_for(run, 15)
+        assert agent.sent == 1
+    finally:
+        server.should_exit = True
+        await asyncio.to_thread(thread.join, 10)
+        await agent.aclose()
+
+
+async def test_a_refused_report_stops_the_agent(router_server: RouterServer) -> None:
+    analyst = issue_token(SECRET, user="x", tenant="acme")
+    agent = NodeAgent("gb10-node-1", router_server.url, analyst, NvmlReader(FakeNvml()))  # type: ignore[arg-type]
+    with pytest.raises(PermissionError, match="403"):
+        await agent.run(iterations=1)
+    await agent.aclose()
