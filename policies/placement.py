@@ -34,6 +34,9 @@ class Limits:
 
     max_waiting: float = 8.0
     max_kv_cache_usage: float = 0.95
+    spill_max_utilization: float = 0.5
+    """A fallback model is used only on nodes below this utilisation: spill-over borrows idle
+    capacity and must not crowd out the work that node is there for."""
 
 
 @dataclass(frozen=True)
@@ -123,8 +126,11 @@ def place_first_fit(
     weights: Weights = Weights(),
 ) -> Placement | None:
     """Place on the first model in `models` that has room anywhere (spill-over in order)."""
-    for model in models:
-        placement = place(nodes, model, vram_gb, limits, weights)
+    for index, model in enumerate(models):
+        candidates = nodes
+        if index > 0:
+            candidates = [n for n in nodes if n.compute_utilization < limits.spill_max_utilization]
+        placement = place(candidates, model, vram_gb, limits, weights)
         if placement is not None:
             return placement
     return None

@@ -45,10 +45,12 @@ def test_score_weighs_queue_cache_and_in_flight() -> None:
 
 def test_aging_lets_old_low_priority_work_overtake_fresh_urgent_work() -> None:
     assert effective_priority(5, 0, 30) == 5
-    assert effective_priority(5, 120, 30) == 1
+    assert effective_priority(5, 60, 30) == 3
+    assert effective_priority(5, 1000, 30) == 1.5  # never ahead of fresh priority-1 work
     old_low = queue_key(5, enqueued_at=0, seq=0, now=150, aging_s=30)
-    new_high = queue_key(1, enqueued_at=149, seq=1, now=150, aging_s=30)
-    assert old_low < new_high
+    new_mid = queue_key(2, enqueued_at=149, seq=1, now=150, aging_s=30)
+    new_high = queue_key(1, enqueued_at=149, seq=2, now=150, aging_s=30)
+    assert new_high < old_low < new_mid
     assert queue_key(1, 10, 0, 11, 0) < queue_key(2, 0, 1, 11, 0)
 
 

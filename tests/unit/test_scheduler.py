@@ -148,7 +148,7 @@ async def test_specification_schedule_job_reserves_until_completed() -> None:
     assert registry.get("gb10-node-2").reserved_gb == 0
 
 
-async def test_aging_serves_a_long_waiting_low_priority_job_before_fresh_urgent_ones() -> None:
+async def test_aging_serves_a_long_waiting_low_priority_job_before_fresh_ones() -> None:
     cluster = load_cluster_config(CONFIG_DIR / "cluster.yaml")
     registry = NodeRegistry(cluster)
     now = [0.0]
@@ -158,8 +158,8 @@ async def test_aging_serves_a_long_waiting_low_priority_job_before_fresh_urgent_
     registry.update_status("gb10-node-2", vram_used_gb=80)
     low = asyncio.create_task(scheduler.acquire("low", ["phi4"], priority=5, vram_gb=50))
     await asyncio.sleep(0.01)
-    now[0] = 45.0  # low has aged by 4.5 levels: effective priority 0.5
-    urgent = asyncio.create_task(scheduler.acquire("urgent", ["phi4"], priority=1, vram_gb=50))
+    now[0] = 45.0  # low has aged to 1.5: ahead of any fresh job but priority 1
+    urgent = asyncio.create_task(scheduler.acquire("urgent", ["phi4"], priority=2, vram_gb=50))
     await asyncio.sleep(0.01)
     assert [w["job_id"] for w in scheduler.queue_snapshot()] == ["low", "urgent"]
     registry.update_status("gb10-node-2", vram_used_gb=0)  # room for one 50 GB job

@@ -1,0 +1,1 @@
+"""A discrete-event simulator of the cluster that drives the real placement and queue policies."""

@@ -1,0 +1,282 @@
+"""Simulated clusters, workloads and the three schedulers compared."""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import random
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from policies.placement import NodeView, Weights, place_first_fit
+from policies.queueing import queue_key
+from policies.types import NodeStatus
+
+#: Seconds one request takes on an idle GPU, by model.
+BASE_SERVICE_S = {
+    "deepseek": 4.0,
+    "qwen72": 3.5,
+    "phi4": 1.0,
+    "qwen-coder": 2.0,
+    "llama31": 2.5,
+    "granite-guardian": 0.5,
+}
+#: VRAM one running request reserves (cluster.yaml's job_vram_gb).
+JOB_VRAM_GB = {
+    "deepseek": 6,
+    "qwen72": 5,
+    "phi4": 2,
+    "qwen-coder": 3,
+    "llama31": 3,
+    "granite-guardian": 1,
+}
+#: Task mix: (primary, fallbacks, share), as config/routing.yaml routes them.
+TASKS = [
+    ("deepseek", ["qwen72"], 0.15),
+    ("qwen72", ["deepseek"], 0.10),
+    ("phi4", ["qwen72"], 0.20),
+    ("qwen-coder", ["deepseek"], 0.15),
+    ("llama31", ["deepseek"], 0.15),
+    ("granite-guardian", ["phi4", "deepseek"], 0.25),
+]
+PRIORITIES = [(1, 0.2), (3, 0.5), (5, 0.3)]
+#: Each extra request running on a GPU slows every request on it by this share.
+CONTENTION = 0.15
+#: Spread of request sizes (lognormal sigma).
+SIZE_SIGMA = 1.0
+
+
+@dataclass
+class SimNode:
+    node_id: str
+    models: frozenset[str]
+    vram_total_gb: float = 80.0
+    base_used_gb: float = 0.0
+    max_jobs: int = 6
+    background: float = 0.0
+    """GPU share taken by work the router does not place (another tenant, a fine-tune)."""
+    running: int = 0
+    reserved_gb: float = 0.0
+    fifo: deque[SimJob] = field(default_factory=deque)
+
+    def view(self) -> NodeView:
+        return NodeView(
+            self.node_id,
+            NodeStatus.AVAILABLE,
+            self.vram_total_gb,
+            self.vram_total_gb - self.base_used_gb - self.reserved_gb,
+            min(1.0, self.running / self.max_jobs),
+            self.models,
+            self.running,
+            self.max_jobs,
+        )
+
+    def fits(self, vram: float) -> bool:
+        return (
+            self.running < self.max_jobs
+            and self.base_used_gb + self.reserved_gb + vram <= self.vram_total_gb + 1e-9
+        )
+
+
+@dataclass
+class SimJob:
+    seq: int
+    arrival: float
+    priority: int
+    models: list[str]
+    start: float | None = None
+    end: float | None = None
+    node: str | None = None
+    model: str | None = None
+    size: float = 1.0
+    """Work relative to the model's mean request (output lengths vary a lot)."""
+    expired: bool = False
+    """Its deadline passed while it waited: the client got a 503 with Retry-After."""
+
+
+def spec_cluster() -> list[SimNode]:
+    """The specification's two nodes."""
+    return [
+        SimNode("gb10-node-1", frozenset({"deepseek", "qwen72"})),
+        SimNode("gb10-node-2", frozenset({"phi4", "qwen-coder", "llama31", "granite-guardian"})),
+    ]
+
+
+def replicated_cluster() -> list[SimNode]:
+    """Four nodes: each of the specification's two model sets on two nodes."""
+    a, b = spec_cluster()
+    return [
+        SimNode("gb10-node-1", a.models),
+        SimNode("gb10-node-2", b.models),
+        SimNode("gb10-node-3", a.models),
+        SimNode("gb10-node-4", b.models),
+    ]
+
+
+def uneven_cluster() -> list[SimNode]:
+    """The 4-node cluster where one replica of each model set carries 50 % background load."""
+    nodes = replicated_cluster()
+    nodes[2].background = 0.5
+    nodes[3].background = 0.5
+    return nodes
+
+
+def capacity(nodes: list[SimNode]) -> float:
+    """Jobs per second the cluster completes when its busiest node is saturated."""
+
+    # Saturated, a node runs max_jobs at once, each slowed by contention and background load;
+    # the models' demand is shared among their nodes in proportion to those nodes' speed.
+    def speed(n: SimNode) -> float:
+        return n.max_jobs * (1 - n.background) / (1 + CONTENTION * (n.max_jobs - 1))
+
+    demand = {n.node_id: 0.0 for n in nodes}
+    for primary, _, share in TASKS:
+        serving = [n for n in nodes if primary in n.models]
+        total = sum(speed(n) for n in serving)
+        for n in serving:
+            demand[n.node_id] += share * BASE_SERVICE_S[primary] * speed(n) / total
+    # The cluster saturates when its most loaded node does.
+    return min(speed(n) / demand[n.node_id] for n in nodes if demand[n.node_id])
+
+
+def workload(rate: float, n: int, seed: int) -> list[SimJob]:
+    """Poisson arrivals at `rate` per second with the task and priority mix."""
+    rng = random.Random(seed)
+    t = 0.0
+    jobs = []
+    for seq in range(n):
+        t += rng.expovariate(rate)
+        primary, fallbacks, _ = rng.choices(TASKS, weights=[s for *_, s in TASKS])[0]
+        priority = rng.choices([p for p, _ in PRIORITIES], weights=[w for _, w in PRIORITIES])[0]
+        # Lognormal with mean 1 and a heavy tail: most answers are short, a few are long.
+        size = rng.lognormvariate(-(SIZE_SIGMA**2) / 2, SIZE_SIGMA)
+        jobs.append(SimJob(seq, t, priority, [primary, *fallbacks], size=size))
+    return jobs
+
+
+@dataclass
+class Outcome:
+    jobs: list[SimJob]
+    overcommits: int
+    lost: int
+    """Jobs that neither completed nor ended with an error: must be zero."""
+    makespan: float
+
+
+def simulate(
+    nodes: list[SimNode],
+    jobs: list[SimJob],
+    policy: str,
+    *,
+    aging_s: float = 30.0,
+    deadline_s: float = 300.0,
+    seed: int = 0,
+    weights: Weights | None = None,
+) -> Outcome:
+    """Run jobs through a scheduler: `gb10` (this router's policies), `round_robin`, `random`."""
+    weights = weights or Weights()
+    rng = random.Random(seed)
+    events: list[tuple[float, int, str, SimJob]] = []
+    order = itertools.count()
+    for job in jobs:
+        heapq.heappush(events, (job.arrival, next(order), "arrive", job))
+        heapq.heappush(events, (job.arrival + deadline_s, next(order), "deadline", job))
+    by_id = {n.node_id: n for n in nodes}
+    queue: list[SimJob] = []
+    rr: dict[str, itertools.cycle[SimNode]] = {}
+    overcommits = 0
+    now = 0.0
+
+    def start(job: SimJob, node: SimNode, model: str) -> None:
+        nonlocal overcommits
+        vram = JOB_VRAM_GB[model]
+        node.running += 1
+        node.reserved_gb += vram
+        if node.base_used_gb + node.reserved_gb > node.vram_total_gb + 1e-9:
+            overcommits += 1
+        job.start, job.node, job.model = now, node.node_id, model
+        slowdown = (1 + CONTENTION * (node.running - 1)) / (1 - node.background)
+        duration = job.size * BASE_SERVICE_S[model] * slowdown
+        heapq.heappush(events, (now + duration, next(order), "finish", job))
+
+    def dispatch_gb10() -> None:
+        ordered = sorted(queue, key=lambda j: queue_key(j.priority, j.arrival, j.seq, now, aging_s))
+        for job in ordered:
+            if all(n.running >= n.max_jobs for n in nodes):
+                return
+            views = [n.view() for n in nodes]
+            placement = None
+            for model in job.models:
+                placement = place_first_fit(views, [model], JOB_VRAM_GB[model], weights=weights)
+                if placement:
+                    break
+            if placement is not None:
+                queue.remove(job)
+                start(job, by_id[placement.node_id], placement.model)
+
+    def dispatch_fifo(node: SimNode) -> None:
+        while node.fifo and node.fits(JOB_VRAM_GB[node.fifo[0].models[0]]):
+            job = node.fifo.popleft()
+            start(job, node, job.models[0])
+
+    def choose(job: SimJob) -> SimNode:
+        serving = [n for n in nodes if job.models[0] in n.models]
+        if policy == "random":
+            return rng.choice(serving)
+        cycle = rr.setdefault(job.models[0], itertools.cycle(serving))
+        return next(cycle)
+
+    while events:
+        now, _, kind, job = heapq.heappop(events)
+        if kind == "deadline":
+            if job.start is None:
+                job.expired = True
+                if job in queue:
+                    queue.remove(job)
+                for node in nodes:
+                    if job in node.fifo:
+                        node.fifo.remove(job)
+            continue
+        if kind == "arrive":
+            if policy == "gb10":
+                queue.append(job)
+                dispatch_gb10()
+            else:
+                node = choose(job)
+                node.fifo.append(job)
+                dispatch_fifo(node)
+        else:
+            job.end = now
+            node = by_id[job.node or ""]
+            node.running -= 1
+            node.reserved_gb -= JOB_VRAM_GB[job.model or ""]
+            if policy == "gb10":
+                dispatch_gb10()
+            else:
+                dispatch_fifo(node)
+    lost = sum(1 for j in jobs if j.end is None and not j.expired)
+    return Outcome(jobs, overcommits, lost, now)
+
+
+Summary = dict[str, float]
+
+
+def summarise(outcome: Outcome, percentile: Callable[[list[float], float], float]) -> Summary:
+    done = [j for j in outcome.jobs if j.end is not None and j.start is not None]
+    waits = [j.start - j.arrival for j in done if j.start is not None]
+    latencies = [j.end - j.arrival for j in done if j.end is not None]
+    high = [j.start - j.arrival for j in done if j.priority == 1 and j.start is not None]
+    low = [j.start - j.arrival for j in done if j.priority == 5 and j.start is not None]
+    return {
+        "expired": float(sum(j.expired for j in outcome.jobs)),
+        "wait_p50": percentile(waits, 50),
+        "wait_p95": percentile(waits, 95),
+        "lat_p50": percentile(latencies, 50),
+        "lat_p95": percentile(latencies, 95),
+        "throughput": len(done) / outcome.makespan,
+        "high_wait_p95": percentile(high, 95),
+        "low_wait_max": max(low, default=0.0),
+        "overcommits": float(outcome.overcommits),
+        "lost": float(outcome.lost),
+    }
