@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
 
+from cluster.checkpoints import open_checkpointer
 from cluster.runtime import RouterRuntime, build_runtime
 from cluster.settings import Settings
 from graph.builder import build_graph
@@ -26,6 +27,11 @@ def build_authenticator(settings: Settings) -> Authenticator:
         keys = load_api_keys(settings.api_keys_file)
     secret = settings.jwt_secret.get_secret_value() if settings.jwt_secret else None
     return Authenticator(secret, keys)
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
 
 
 def create_app(
@@ -48,24 +54,19 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        prober = runtime.prober() if settings.health_interval_s > 0 else None
-        if prober is not None:
-            await prober.start(settings.telemetry_max_age_s)
-        watcher = (
-            asyncio.create_task(watch_policy(), name="policy watcher")
-            if settings.policy_reload_s > 0
-            else None
-        )
-        try:
+        async with AsyncExitStack() as stack:
+            checkpointer = await stack.enter_async_context(open_checkpointer(settings))
+            service.durable_graph = build_graph().compile(checkpointer=checkpointer)
+            stack.push_async_callback(runtime.pool.aclose)
+            stack.push_async_callback(service.drain)
+            if settings.health_interval_s > 0:
+                prober = runtime.prober()
+                await prober.start(settings.telemetry_max_age_s)
+                stack.push_async_callback(prober.stop)
+            if settings.policy_reload_s > 0:
+                watcher = asyncio.create_task(watch_policy(), name="policy watcher")
+                stack.push_async_callback(_cancel, watcher)
             yield
-        finally:
-            if watcher is not None:
-                watcher.cancel()
-                await asyncio.gather(watcher, return_exceptions=True)
-            if prober is not None:
-                await prober.stop()
-            await service.drain()
-            await runtime.pool.aclose()
 
     app = FastAPI(
         title="gb10-router",

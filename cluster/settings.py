@@ -125,6 +125,15 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("ROUTER_QUEUE_MAX_LENGTH", "queue_max_length"),
     )
     """Most jobs waiting for capacity; more are refused with 429."""
+    state_dir: Path = Field(
+        default=Path(".gb10-router"), validation_alias=AliasChoices("ROUTER_STATE_DIR", "state_dir")
+    )
+    """Where embedded state lives (the SQLite checkpoint file of durable chains)."""
+    checkpoint_dsn: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("ROUTER_CHECKPOINT_DSN", "checkpoint_dsn"),
+    )
+    """A postgresql:// URL for chain checkpoints; SQLite under state_dir when empty."""
     classifier: Literal["layered", "rules"] = Field(
         default="layered", validation_alias=AliasChoices("ROUTER_CLASSIFIER", "classifier")
     )

@@ -9,10 +9,19 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Header, HTTPException, Request
 
-from cluster.errors import RouterError
+from cluster.errors import RouterError, UnknownNode
 from cluster.runtime import RouterRuntime
+from graph.state import RouterOutput
 from service.auth import Authenticator, AuthError, Principal
 from service.jobs import JobRecord, MemoryJobStore
+
+OUTPUT_KEYS = frozenset(RouterOutput.__annotations__)
+
+
+class JobNotFound(UnknownNode):
+    """No job of that id for this tenant (another tenant's job looks the same)."""
+
+    code = "job_not_found"
 
 
 def models_used(response: dict[str, Any]) -> list[str]:
@@ -34,19 +43,46 @@ class ServiceContext:
     runtime: RouterRuntime
     graph: Any
     authenticator: Authenticator
+    durable_graph: Any = None
+    """The graph compiled with a checkpointer, for chains (set when the service starts)."""
     jobs: MemoryJobStore = field(default_factory=MemoryJobStore)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     async def run(self, graph_input: dict[str, Any]) -> dict[str, Any]:
-        """Run one request through the graph; capacity it still holds is released after."""
+        """Run one request through the graph; capacity it still holds is released after.
+
+        Chains run on the checkpointed graph under their job_id: resubmitted after a restart,
+        one resumes from its last finished step, and a finished one returns its result.
+        """
+        job_id = graph_input["job_id"]
+        chained = bool(graph_input.get("requires_chaining") or graph_input.get("operations"))
         try:
-            out: dict[str, Any] = await self.graph.ainvoke(graph_input, context=self.runtime)
+            if chained and self.durable_graph is not None:
+                out = await self._run_durable(graph_input)
+            else:
+                out = await self.graph.ainvoke(graph_input, context=self.runtime)
         finally:
-            self.runtime.scheduler.release_job(graph_input["job_id"])
+            self.runtime.scheduler.release_job(job_id)
         out["models_used"] = models_used(out)
         if out.get("result", {}).get("merge"):
             out["strategy"] = out["result"]["merge"]["strategy"]
         return out
+
+    async def _run_durable(self, graph_input: dict[str, Any]) -> dict[str, Any]:
+        config = {"configurable": {"thread_id": graph_input["job_id"]}}
+        snapshot = await self.durable_graph.aget_state(config)
+        values: dict[str, Any] = dict(snapshot.values or {})
+        if not values:
+            out: dict[str, Any] = await self.durable_graph.ainvoke(
+                graph_input, config, context=self.runtime
+            )
+            return out
+        if values.get("tenant") != graph_input["tenant"]:
+            raise JobNotFound(f"no job {graph_input['job_id']}")
+        if snapshot.next:
+            out = await self.durable_graph.ainvoke(None, config, context=self.runtime)
+            return out
+        return {k: v for k, v in values.items() if k in OUTPUT_KEYS}
 
     def submit(self, record: JobRecord, graph_input: dict[str, Any]) -> None:
         """Run a job in the background, recording its outcome on the record."""

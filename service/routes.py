@@ -34,7 +34,7 @@ async def _unless_client_leaves(request: Request, work: Awaitable[dict[str, Any]
 async def process(body: ProcessRequest, principal: User, service: Service, request: Request) -> Any:
     """Route, schedule, call and merge; with `async: true`, answer 202 and run in the background."""
     check_limits(service.runtime.settings, body.prompt, body.items)
-    job_id = new_job_id()
+    job_id = body.job_id or new_job_id()
     graph_input = body.graph_input(user=principal.user, tenant=principal.tenant, job_id=job_id)
     if body.run_async:
         service.submit(JobRecord(job_id, principal.tenant, principal.user), graph_input)

@@ -42,6 +42,8 @@ class ProcessRequest(BaseModel):
     """Skip model choice and use this model."""
     timeout_s: float | None = Field(default=None, gt=0, le=3600)
     """Most seconds to wait for capacity."""
+    job_id: str | None = Field(default=None, min_length=1, max_length=64, pattern=r"^[\w.:-]+$")
+    """Resubmit a chain under its job_id to resume it from its last finished step."""
     run_async: bool = Field(default=False, alias="async")
     """Answer 202 at once; poll `GET /api/llm/jobs/{job_id}`."""
 
@@ -53,7 +55,7 @@ class ProcessRequest(BaseModel):
 
     def graph_input(self, *, user: str, tenant: str, job_id: str) -> dict[str, Any]:
         """The graph's input, with the authenticated user and tenant."""
-        data = self.model_dump(exclude={"run_async"}, exclude_none=True, mode="json")
+        data = self.model_dump(exclude={"run_async", "job_id"}, exclude_none=True, mode="json")
         data.update(user=user, tenant=tenant, job_id=job_id)
         return data
 

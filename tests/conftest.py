@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -29,6 +31,7 @@ class FakeCluster:
             "llm_node_2_url": self.node2.url,
             "llm_default_timeout": 10.0,
             "llm_max_retries": 0,
+            "state_dir": Path(tempfile.mkdtemp(prefix="gb10-state-")),
         }
         values.update(overrides)
         return Settings(**values)  # type: ignore[arg-type]
