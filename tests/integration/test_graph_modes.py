@@ -218,8 +218,13 @@ async def test_fan_out_wall_time_stays_close_to_the_slowest_branch(
     fake_cluster.node1.behaviour.delay_s = 0.6
     fake_cluster.node2.behaviour.delay_s = 0.3
     started = time.perf_counter()
-    out = await run(graph, runtime, prompt="Is this beacon malicious?",
-                    models=["deepseek", "llama31", "phi4", "granite-guardian"], merge_strategy="concatenate")
+    out = await run(
+        graph,
+        runtime,
+        prompt="Is this beacon malicious?",
+        models=["deepseek", "llama31", "phi4", "granite-guardian"],
+        merge_strategy="concatenate",
+    )
     elapsed = time.perf_counter() - started
     assert len(out["result"]["branches"]) == 4
     assert fake_cluster.node2.max_in_flight == 3  # the three node-2 branches ran at once
