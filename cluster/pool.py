@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -139,6 +140,11 @@ def completion_dict(
     }
 
 
+@dataclass
+class _Call:
+    latency_ms: float = 0.0
+
+
 def _messages(prompt: str, system: str | None) -> list[BaseMessage]:
     messages: list[BaseMessage] = [HumanMessage(prompt)]
     if system:
@@ -217,21 +223,10 @@ class LLMPool:
         """One chat completion; raises a RouterError subclass on failure."""
         endpoint = self.endpoint(model_name, node_id)
         params = check_parameters(parameters)
-        messages = _messages(prompt, system)
-        endpoint.in_flight += 1
-        endpoint.calls += 1
-        started = self._clock()
-        try:
-            message = await endpoint.llm.ainvoke(messages, **params)
-        except (openai.OpenAIError, TimeoutError, OSError) as exc:
-            self._record_failure(endpoint, exc)
-            raise _error_from(exc, endpoint) from exc
-        finally:
-            endpoint.in_flight -= 1
-        latency_ms = (self._clock() - started) * 1000
-        self._record_success(endpoint, latency_ms)
+        async with self._tracked(endpoint) as call:
+            message = await endpoint.llm.ainvoke(_messages(prompt, system), **params)
         assert isinstance(message, AIMessage)
-        return completion_dict(message, endpoint, latency_ms, int(time.time()))
+        return completion_dict(message, endpoint, call.latency_ms, int(time.time()))
 
     async def stream_model(
         self,
@@ -245,19 +240,27 @@ class LLMPool:
         """The answer's text as the server streams it; RouterError subclasses on failure."""
         endpoint = self.endpoint(model_name, node_id)
         params = check_parameters(parameters)
+        async with self._tracked(endpoint):
+            async for chunk in endpoint.llm.astream(_messages(prompt, system), **params):
+                if isinstance(chunk.content, str) and chunk.content:
+                    yield chunk.content
+
+    @asynccontextmanager
+    async def _tracked(self, endpoint: Endpoint) -> AsyncIterator[_Call]:
+        """Count a call; health follows its outcome; failures become RouterErrors."""
+        call = _Call()
         endpoint.in_flight += 1
         endpoint.calls += 1
         started = self._clock()
         try:
-            async for chunk in endpoint.llm.astream(_messages(prompt, system), **params):
-                if isinstance(chunk.content, str) and chunk.content:
-                    yield chunk.content
+            yield call
         except (openai.OpenAIError, TimeoutError, OSError) as exc:
             self._record_failure(endpoint, exc)
             raise _error_from(exc, endpoint) from exc
         finally:
             endpoint.in_flight -= 1
-        self._record_success(endpoint, (self._clock() - started) * 1000)
+        call.latency_ms = (self._clock() - started) * 1000
+        self._record_success(endpoint, call.latency_ms)
 
     async def call_multiple_models(
         self,
