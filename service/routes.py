@@ -21,12 +21,18 @@ router = APIRouter(prefix="/api/llm", tags=["llm"])
 async def _unless_client_leaves(request: Request, work: Awaitable[dict[str, Any]]) -> Any:
     """Run `work`; if the client disconnects first, cancel it (dropping any queue place)."""
     task = asyncio.ensure_future(work)
-    while not task.done():
-        done, _ = await asyncio.wait({task}, timeout=0.25)
-        if not done and await request.is_disconnected():
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-            return Response(status_code=499)
+    try:
+        while not task.done():
+            done, _ = await asyncio.wait({task}, timeout=0.25)
+            if not done and await request.is_disconnected():
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+                return Response(status_code=499)
+    except asyncio.CancelledError:
+        # The handler itself is being cancelled (shutdown): the work goes with it.
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        raise
     return task.result()
 
 

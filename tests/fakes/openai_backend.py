@@ -40,6 +40,7 @@ class Behaviour:
     logprob: float | None = -0.1
     finish_reason: str = "stop"
     per_model_logprob: dict[str, float] = field(default_factory=dict)
+    per_model_delay_s: dict[str, float] = field(default_factory=dict)
     healthy: bool = True
     served: list[str] | None = None
     """Names `/v1/models` lists; every name is accepted when None."""
@@ -89,8 +90,9 @@ class FakeOpenAIBackend:
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
             try:
-                if b.delay_s:
-                    await asyncio.sleep(b.delay_s)
+                delay = b.per_model_delay_s.get(path_model or served, b.delay_s)
+                if delay:
+                    await asyncio.sleep(delay)
             finally:
                 self.in_flight -= 1
             if b.fail_status is not None:

@@ -45,21 +45,19 @@ async def test_chain_resumes_after_a_restart(
     chain = {**CHAIN, "job_id": f"chain-restart-{uuid.uuid4().hex[:8]}"}
     node2 = fake_cluster.node2
     first = create_app(settings)
+    # Step 2 (granite-guardian) is slow: the router stops while it runs.
+    node2.behaviour.per_model_delay_s = {"granite-guardian": 2.0}
     async with first.router.lifespan_context(first):
-        node2.behaviour.delay_s = 0.0
         task = asyncio.create_task(call(first, chain))
-        # Let step 1 (phi4) finish, then make step 2 slow and stop the router while it runs.
-        for _ in range(100):
-            if node2.models_called() == ["phi4"]:
-                node2.behaviour.delay_s = 5.0
-            if node2.models_called()[:2] == ["phi4", "granite-guardian"]:
+        for _ in range(200):
+            if node2.models_called() == ["phi4", "granite-guardian"]:
                 break
-            await asyncio.sleep(0.02)
+            await asyncio.sleep(0.01)
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
     assert node2.models_called() == ["phi4", "granite-guardian"]
 
-    node2.behaviour.delay_s = 0.0
+    node2.behaviour.per_model_delay_s = {}
     second = create_app(settings)  # a new process: fresh runtime, same checkpoint store
     async with second.router.lifespan_context(second):
         other = await call(second, chain, tenant="globex")

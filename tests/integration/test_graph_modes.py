@@ -227,5 +227,4 @@ async def test_fan_out_wall_time_stays_close_to_the_slowest_branch(
     )
     elapsed = time.perf_counter() - started
     assert len(out["result"]["branches"]) == 4
-    assert fake_cluster.node2.max_in_flight == 3  # the three node-2 branches ran at once
     assert elapsed < 0.6 + 0.35  # slowest branch plus overhead, not the 1.5 s sum
