@@ -13,10 +13,12 @@ from cluster.checkpoints import open_checkpointer
 from cluster.runtime import RouterRuntime, build_runtime
 from cluster.settings import Settings
 from graph.builder import build_graph
+from service.audit import open_audit_store
 from service.auth import Authenticator, Principal, load_api_keys
 from service.context import ServiceContext
 from service.errors import install_error_handlers
 from service.langserve_io import mount_graph
+from service.ratelimit import Counters, MemoryCounters, RateLimiter, RedisCounters, load_limits
 from service.routes import router as llm_router
 
 
@@ -39,13 +41,16 @@ def create_app(
 ) -> FastAPI:
     """Build the app; bad configuration raises ValueError naming the field."""
     runtime = runtime or build_runtime(settings)
+    settings = runtime.settings
+    counters: Counters = (
+        RedisCounters(settings.redis_url) if settings.redis_url else MemoryCounters()
+    )
     service = ServiceContext(
         runtime=runtime,
         graph=build_graph().compile(),
-        authenticator=build_authenticator(runtime.settings),
+        authenticator=build_authenticator(settings),
+        limiter=RateLimiter(load_limits(settings.limits_config), counters),
     )
-
-    settings = runtime.settings
 
     async def watch_policy() -> None:
         while True:
@@ -57,6 +62,10 @@ def create_app(
         async with AsyncExitStack() as stack:
             checkpointer = await stack.enter_async_context(open_checkpointer(settings))
             service.durable_graph = build_graph().compile(checkpointer=checkpointer)
+            service.audit = await open_audit_store(settings.database_url, settings.state_dir)
+            stack.push_async_callback(service.audit.close)
+            stack.push_async_callback(counters.close)
+            stack.push_async_callback(runtime.cache.close)
             stack.push_async_callback(runtime.pool.aclose)
             stack.push_async_callback(service.drain)
             if settings.health_interval_s > 0:

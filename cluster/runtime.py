@@ -25,6 +25,7 @@ from policies.placement import Limits, Weights
 from policies.routing_policy import RoutingPolicy
 from routing.judge import LLMJudge
 from routing.layered import LayeredClassifier
+from service.cache import MemoryCache, RedisCache, ResponseCache
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,7 @@ class RouterRuntime:
     pool: LLMPool
     merger: MergerAgent
     policy_file: PolicyFile
+    cache: ResponseCache
 
     def reload_policy(self) -> bool:
         """Load the policy file again if it changed; a broken one is refused, the old stays.
@@ -164,4 +166,9 @@ def build_runtime(
         pool=pool,
         merger=MergerAgent(pool, settings.ensemble_aggregator),
         policy_file=policy_file,
+        cache=(
+            RedisCache(settings.redis_url, settings.cache_ttl_s)
+            if settings.redis_url
+            else MemoryCache(settings.cache_ttl_s)
+        ),
     )

@@ -134,6 +134,28 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("ROUTER_CHECKPOINT_DSN", "checkpoint_dsn"),
     )
     """A postgresql:// URL for chain checkpoints; SQLite under state_dir when empty."""
+    database_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("DATABASE_URL", "database_url")
+    )
+    """PostgreSQL for the audit trail (shared by replicas); SQLite under state_dir when empty."""
+    redis_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("REDIS_URL", "redis_url")
+    )
+    """Redis for rate-limit counters and the response cache; in process when empty."""
+    limits_config: Path = Field(
+        default=CONFIG_DIR / "limits.yaml",
+        validation_alias=AliasChoices("ROUTER_LIMITS_CONFIG", "limits_config"),
+    )
+    """The rate-limit file."""
+    cache_ttl_s: float = Field(
+        default=300.0, gt=0, validation_alias=AliasChoices("ROUTER_CACHE_TTL_S", "cache_ttl_s")
+    )
+    """How long a cached answer is served."""
+    audit_prompt_text: bool = Field(
+        default=False,
+        validation_alias=AliasChoices("ROUTER_AUDIT_PROMPT_TEXT", "audit_prompt_text"),
+    )
+    """Keep the prompt text in the audit trail (its SHA-256 and length are always kept)."""
     classifier: Literal["layered", "rules"] = Field(
         default="layered", validation_alias=AliasChoices("ROUTER_CLASSIFIER", "classifier")
     )

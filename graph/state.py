@@ -46,6 +46,8 @@ class RouterInput(TypedDict, total=False):
     """Authenticated user, set by the service."""
     tenant: str
     """Authenticated tenant, set by the service."""
+    cache: bool
+    """Serve and store this answer in the response cache even at temperature > 0."""
 
 
 class BranchTask(TypedDict):
@@ -77,6 +79,10 @@ class BranchTask(TypedDict):
     """The job's priority, for a failover reservation."""
     failover_models: list[str]
     """Models that may take the call on another node if this one's server fails."""
+    tenant: str
+    """Whose call it is: the cache never crosses tenants."""
+    cacheable: bool
+    """Look the answer up in, and store it to, the response cache."""
 
 
 class BranchResult(TypedDict):

@@ -10,6 +10,7 @@ from cluster.errors import BackendTimeout, BackendUnavailable, RouterError
 from cluster.runtime import RouterRuntime
 from graph.context import RouterContext
 from graph.state import BranchResult, BranchTask
+from service.cache import cache_key
 
 
 async def _call(ctx: RouterRuntime, task: BranchTask, model: str, node_id: str) -> dict[str, Any]:
@@ -26,8 +27,16 @@ async def call_model(state: BranchTask, runtime: Runtime[RouterContext]) -> dict
     model, node_id = task["model"], task["node_id"]
     result: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
+    key = cache_key(task["tenant"], model, task["prompt"], None, task["parameters"])
+    if task["cacheable"] and (cached := await ctx.cache.get(key)) is not None:
+        ctx.scheduler.release_lease(task["lease_id"])
+        return {
+            "branch_results": [_outcome(task, model, node_id, {**cached, "cache_hit": True}, None)]
+        }
     try:
         result = await _call(ctx, task, model, node_id)
+        if task["cacheable"]:
+            await ctx.cache.set(key, result)
     except (BackendUnavailable, BackendTimeout) as exc:
         ctx.scheduler.release_lease(task["lease_id"])
         failover = ctx.scheduler.try_acquire(
@@ -51,7 +60,17 @@ async def call_model(state: BranchTask, runtime: Runtime[RouterContext]) -> dict
         error = exc.to_dict()
     finally:
         ctx.scheduler.release_lease(task["lease_id"])
-    outcome = BranchResult(
+    return {"branch_results": [_outcome(task, model, node_id, result, error)]}
+
+
+def _outcome(
+    task: BranchTask,
+    model: str,
+    node_id: str,
+    result: dict[str, Any] | None,
+    error: dict[str, Any] | None,
+) -> BranchResult:
+    return BranchResult(
         step=task["step"],
         branch=task["branch"],
         label=f"{model}@{node_id}",
@@ -62,4 +81,3 @@ async def call_model(state: BranchTask, runtime: Runtime[RouterContext]) -> dict
         result=result,
         error=error,
     )
-    return {"branch_results": [outcome]}

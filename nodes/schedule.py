@@ -14,6 +14,7 @@ from graph.state import BranchTask, RouterState
 from nodes.classify import chain_prompt
 from policies.batching import chunk_items, numbered_prompt
 from policies.types import ExecutionMode
+from service.cache import cacheable
 
 
 def _task(
@@ -36,6 +37,8 @@ def _task(
         failover_models=[lease.model]
         if state.get("models")
         else list(state["routing"]["candidates"]),
+        tenant=state.get("tenant", ""),
+        cacheable=cacheable(dict(state.get("parameters") or {}), bool(state.get("cache"))),
     )
 
 

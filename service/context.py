@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -12,8 +13,10 @@ from fastapi import Depends, Header, HTTPException, Request
 from cluster.errors import RouterError, UnknownNode
 from cluster.runtime import RouterRuntime
 from graph.state import RouterOutput
+from service.audit import AuditRecord, AuditStore
 from service.auth import Authenticator, AuthError, Principal
 from service.jobs import JobRecord, MemoryJobStore
+from service.ratelimit import RateLimiter
 
 OUTPUT_KEYS = frozenset(RouterOutput.__annotations__)
 
@@ -43,8 +46,12 @@ class ServiceContext:
     runtime: RouterRuntime
     graph: Any
     authenticator: Authenticator
+    limiter: RateLimiter | None = None
+    """Requests and tokens per minute, per user and tenant."""
     durable_graph: Any = None
     """The graph compiled with a checkpointer, for chains (set when the service starts)."""
+    audit: AuditStore | None = None
+    """The audit trail (opened when the service starts)."""
     jobs: MemoryJobStore = field(default_factory=MemoryJobStore)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
@@ -84,14 +91,26 @@ class ServiceContext:
             return out
         return {k: v for k, v in values.items() if k in OUTPUT_KEYS}
 
-    def submit(self, record: JobRecord, graph_input: dict[str, Any]) -> None:
-        """Run a job in the background, recording its outcome on the record."""
+    async def record(self, entry: AuditRecord) -> None:
+        """Write an audit record; it must be durable before the response leaves."""
+        if self.audit is None:
+            raise RuntimeError("the audit store is not open: the service has not started")
+        await self.audit.write(entry)
+
+    def submit(
+        self,
+        record: JobRecord,
+        graph_input: dict[str, Any],
+        audit: Callable[[dict[str, Any] | None, int, str], AuditRecord],
+    ) -> None:
+        """Run a job in the background; its outcome goes on the record and the audit trail."""
 
         async def job() -> None:
             record.status = "running"
             try:
                 record.response = await self.run(graph_input)
                 record.status = "completed"
+                await self.record(audit(record.response, 200, "completed"))
             except RouterError as exc:
                 record.status = "failed"
                 record.error = {
@@ -99,6 +118,7 @@ class ServiceContext:
                     "message": exc.message,
                     "http_status": exc.http_status,
                 }
+                await self.record(audit(None, exc.http_status, exc.code))
             finally:
                 record.finished_at = time.time()
 

@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, Response
 
+from cluster.errors import RouterError
 from cluster.runtime import describe_classifier
 from nodes.classify import check_limits, new_job_id
+from service.audit import AuditQuery, AuditRecord
+from service.auth import GLOBAL_ADMIN
 from service.context import Admin, Service, User
+from service.errors import error_body
+from service.governance import audit_entry, cache_hit, rate_headers
 from service.jobs import JobRecord
 from service.schemas import ClassificationRequest, NodeStatusUpdate, ProcessRequest
 
@@ -38,17 +45,62 @@ async def _unless_client_leaves(request: Request, work: Awaitable[dict[str, Any]
 
 @router.post("/process", responses={202: {"description": "accepted; poll the job"}})
 async def process(body: ProcessRequest, principal: User, service: Service, request: Request) -> Any:
-    """Route, schedule, call and merge; with `async: true`, answer 202 and run in the background."""
-    check_limits(service.runtime.settings, body.prompt, body.items)
+    """Route, schedule, call and merge; with `async: true`, answer 202 and run in the background.
+
+    Every request, admitted or refused, leaves an audit record before its response.
+    """
+    settings = service.runtime.settings
+    check_limits(settings, body.prompt, body.items)
     job_id = body.job_id or new_job_id()
+    started = time.perf_counter()
+    keep = settings.audit_prompt_text
+
+    def entry(**kwargs: Any) -> AuditRecord:
+        return audit_entry(principal, body.prompt, job_id, started, keep_text=keep, **kwargs)
+
+    assert service.limiter is not None
+    decision = await service.limiter.admit(principal.user, principal.tenant)
+    headers = {**rate_headers(decision), "X-Job-Id": job_id}
+    if not decision.allowed:
+        await service.record(entry(status="refused", http_status=429, error_code="rate_limited"))
+        message = f"rate limit: {decision.scope} is over {decision.limit} per minute"
+        return JSONResponse(error_body("rate_limited", message), status_code=429, headers=headers)
+
     graph_input = body.graph_input(user=principal.user, tenant=principal.tenant, job_id=job_id)
     if body.run_async:
-        service.submit(JobRecord(job_id, principal.tenant, principal.user), graph_input)
+        accepted = entry(status="accepted", http_status=202)
+        await service.record(accepted)
+        service.submit(
+            JobRecord(job_id, principal.tenant, principal.user),
+            graph_input,
+            lambda out, code, status: entry(
+                status=status,
+                http_status=code,
+                response=out,
+                error_code=None if code < 400 else status,
+                entry_id=accepted.id,
+            ),
+        )
         return JSONResponse(
             {"job_id": job_id, "status": "queued", "status_url": f"/api/llm/jobs/{job_id}"},
             status_code=202,
+            headers=headers,
         )
-    return await _unless_client_leaves(request, service.run(graph_input))
+    try:
+        out = await _unless_client_leaves(request, service.run(graph_input))
+    except RouterError as exc:
+        await service.record(
+            entry(status="failed", http_status=exc.http_status, error_code=exc.code)
+        )
+        raise
+    if isinstance(out, Response):
+        await service.record(entry(status="abandoned", http_status=499, error_code="client_gone"))
+        return out
+    usage = (out.get("result") or {}).get("usage") or {}
+    await service.limiter.spend(principal.user, principal.tenant, int(usage.get("total_tokens", 0)))
+    out["cache_hit"] = cache_hit(out)
+    await service.record(entry(status="completed", http_status=200, response=out))
+    return JSONResponse(jsonable_encoder(out), headers=headers)
 
 
 @router.get("/queue")
@@ -141,3 +193,46 @@ async def test_classification(
         body.prompt, body.task_hints, task_type=body.task_type, model=body.model
     )
     return {"prompt_chars": len(body.prompt), "routing": decision.to_dict()}
+
+
+@router.get("/audit")
+async def audit_log(
+    admin: Admin,
+    service: Service,
+    tenant: str | None = None,
+    user: str | None = None,
+    job_id: str | None = None,
+    status: str | None = None,
+    model: str | None = None,
+    error_code: str | None = None,
+    since: float | None = None,
+    until: float | None = None,
+    limit: int = Query(default=100, ge=1, le=1000),
+    offset: int = Query(default=0, ge=0),
+) -> dict[str, Any]:
+    """Admin: audit records, oldest first. Admins see their tenant; global admins any tenant."""
+    if tenant is not None and tenant != admin.tenant and GLOBAL_ADMIN not in admin.roles:
+        raise HTTPException(403, "only a global admin reads another tenant's audit trail")
+    scope = (
+        tenant if tenant is not None else (None if GLOBAL_ADMIN in admin.roles else admin.tenant)
+    )
+    filters = {
+        k: v
+        for k, v in {
+            "tenant": scope,
+            "user_id": user,
+            "job_id": job_id,
+            "status": status,
+            "model": model,
+            "error_code": error_code,
+        }.items()
+        if v is not None
+    }
+    query = AuditQuery(filters, since, until, limit, offset)
+    assert service.audit is not None
+    return {
+        "records": await service.audit.query(query),
+        "total": await service.audit.count(query),
+        "limit": limit,
+        "offset": offset,
+    }

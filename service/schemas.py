@@ -42,6 +42,8 @@ class ProcessRequest(BaseModel):
     """Skip model choice and use this model."""
     timeout_s: float | None = Field(default=None, gt=0, le=3600)
     """Most seconds to wait for capacity."""
+    cache: bool = False
+    """Use the response cache even when temperature is not 0."""
     job_id: str | None = Field(default=None, min_length=1, max_length=64, pattern=r"^[\w.:-]+$")
     """Resubmit a chain under its job_id to resume it from its last finished step."""
     run_async: bool = Field(default=False, alias="async")

@@ -1,0 +1,231 @@
+"""The audit trail: one record for every LLM request, accepted or refused.
+
+SQLite by default; PostgreSQL when `DATABASE_URL` is set. Records are written before the
+response leaves, so a client that got an answer has an audit record.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import aiosqlite
+
+COLUMNS = (
+    "id",
+    "at",
+    "tenant",
+    "user_id",
+    "job_id",
+    "prompt_sha256",
+    "prompt_chars",
+    "prompt_text",
+    "task_type",
+    "model",
+    "node",
+    "mode",
+    "status",
+    "http_status",
+    "latency_ms",
+    "prompt_tokens",
+    "completion_tokens",
+    "cache_hit",
+    "error_code",
+)
+FILTERS = ("tenant", "user_id", "job_id", "status", "model", "task_type", "error_code")
+
+
+@dataclass
+class AuditRecord:
+    """What happened to one request."""
+
+    tenant: str
+    user_id: str
+    prompt_sha256: str
+    prompt_chars: int
+    status: str
+    http_status: int
+    job_id: str | None = None
+    prompt_text: str | None = None
+    task_type: str | None = None
+    model: str | None = None
+    node: str | None = None
+    mode: str | None = None
+    latency_ms: float = 0.0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cache_hit: bool = False
+    error_code: str | None = None
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    at: float = field(default_factory=time.time)
+
+    def row(self) -> tuple[Any, ...]:
+        data = asdict(self)
+        return tuple(data[c] if c != "cache_hit" else int(self.cache_hit) for c in COLUMNS)
+
+
+def prompt_fingerprint(prompt: str) -> tuple[str, int]:
+    return hashlib.sha256(prompt.encode()).hexdigest(), len(prompt)
+
+
+@dataclass(frozen=True)
+class AuditQuery:
+    """Filters (exact matches), a time range and a page."""
+
+    filters: dict[str, str]
+    since: float | None = None
+    until: float | None = None
+    limit: int = 100
+    offset: int = 0
+
+
+class AuditStore(Protocol):
+    async def write(self, record: AuditRecord) -> None: ...
+
+    async def query(self, q: AuditQuery) -> list[dict[str, Any]]: ...
+
+    async def count(self, q: AuditQuery) -> int: ...
+
+    async def close(self) -> None: ...
+
+
+def _where(q: AuditQuery, placeholder: str) -> tuple[str, list[Any]]:
+    clauses: list[str] = []
+    args: list[Any] = []
+    for key, value in q.filters.items():
+        if key not in FILTERS:
+            raise ValueError(f"unknown audit filter {key!r}; valid: {', '.join(FILTERS)}")
+        clauses.append(f"{key} = {placeholder}")
+        args.append(value)
+    if q.since is not None:
+        clauses.append(f"at >= {placeholder}")
+        args.append(q.since)
+    if q.until is not None:
+        clauses.append(f"at < {placeholder}")
+        args.append(q.until)
+    return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
+
+
+def _to_dict(row: Sequence[Any]) -> dict[str, Any]:
+    data = dict(zip(COLUMNS, row, strict=True))
+    data["cache_hit"] = bool(data["cache_hit"])
+    return data
+
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS audit_log (
+    id TEXT PRIMARY KEY, at DOUBLE PRECISION NOT NULL, tenant TEXT NOT NULL,
+    user_id TEXT NOT NULL, job_id TEXT, prompt_sha256 TEXT NOT NULL, prompt_chars INTEGER NOT NULL,
+    prompt_text TEXT, task_type TEXT, model TEXT, node TEXT, mode TEXT, status TEXT NOT NULL,
+    http_status INTEGER NOT NULL, latency_ms DOUBLE PRECISION NOT NULL,
+    prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER NOT NULL,
+    cache_hit INTEGER NOT NULL, error_code TEXT
+)
+"""
+INDEX = "CREATE INDEX IF NOT EXISTS audit_log_tenant_at ON audit_log (tenant, at)"
+
+
+class SqliteAuditStore:
+    """The embedded default: one SQLite file, WAL journal."""
+
+    def __init__(self, db: aiosqlite.Connection) -> None:
+        self._db = db
+
+    @classmethod
+    async def open(cls, path: Path) -> SqliteAuditStore:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        db = await aiosqlite.connect(path)
+        await db.execute("PRAGMA journal_mode=WAL")
+        await db.execute(SCHEMA)
+        await db.execute(INDEX)
+        await db.commit()
+        return cls(db)
+
+    async def write(self, record: AuditRecord) -> None:
+        """Insert, or replace the record with the same id (an async job's final state)."""
+        marks = ", ".join("?" for _ in COLUMNS)
+        await self._db.execute(
+            f"INSERT OR REPLACE INTO audit_log ({', '.join(COLUMNS)}) VALUES ({marks})",
+            record.row(),
+        )
+        await self._db.commit()
+
+    async def query(self, q: AuditQuery) -> list[dict[str, Any]]:
+        where, args = _where(q, "?")
+        sql = f"SELECT {', '.join(COLUMNS)} FROM audit_log{where} ORDER BY at, id LIMIT ? OFFSET ?"
+        async with self._db.execute(sql, [*args, q.limit, q.offset]) as cursor:
+            return [_to_dict(r) for r in await cursor.fetchall()]
+
+    async def count(self, q: AuditQuery) -> int:
+        where, args = _where(q, "?")
+        async with self._db.execute(f"SELECT COUNT(*) FROM audit_log{where}", args) as cursor:
+            row = await cursor.fetchone()
+        return int(row[0]) if row else 0
+
+    async def close(self) -> None:
+        await self._db.close()
+
+
+class PostgresAuditStore:
+    """Shared by every router replica."""
+
+    def __init__(self, pool: Any) -> None:
+        self._pool = pool
+
+    @classmethod
+    async def open(cls, url: str) -> PostgresAuditStore:
+        from psycopg_pool import AsyncConnectionPool
+
+        pool = AsyncConnectionPool(url, min_size=1, max_size=10, open=False)
+        await pool.open()
+        async with pool.connection() as conn:
+            await conn.execute(SCHEMA)
+            await conn.execute(INDEX)
+        return cls(pool)
+
+    async def write(self, record: AuditRecord) -> None:
+        """Insert, or replace the record with the same id (an async job's final state)."""
+        marks = ", ".join("%s" for _ in COLUMNS)
+        updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in COLUMNS if c != "id")
+        async with self._pool.connection() as conn:
+            await conn.execute(
+                f"INSERT INTO audit_log ({', '.join(COLUMNS)}) VALUES ({marks}) "
+                f"ON CONFLICT (id) DO UPDATE SET {updates}",
+                record.row(),
+            )
+
+    async def query(self, q: AuditQuery) -> list[dict[str, Any]]:
+        where, args = _where(q, "%s")
+        sql = (
+            f"SELECT {', '.join(COLUMNS)} FROM audit_log{where} ORDER BY at, id LIMIT %s OFFSET %s"
+        )
+        async with self._pool.connection() as conn:
+            cursor = await conn.execute(sql, [*args, q.limit, q.offset])
+            return [_to_dict(r) for r in await cursor.fetchall()]
+
+    async def count(self, q: AuditQuery) -> int:
+        where, args = _where(q, "%s")
+        async with self._pool.connection() as conn:
+            cursor = await conn.execute(f"SELECT COUNT(*) FROM audit_log{where}", args)
+            row = await cursor.fetchone()
+        return int(row[0]) if row else 0
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+
+async def open_audit_store(database_url: str | None, state_dir: Path) -> AuditStore:
+    """PostgreSQL for a postgresql:// URL, else SQLite under `state_dir`."""
+    if database_url and database_url.startswith(("postgres://", "postgresql://")):
+        return await PostgresAuditStore.open(database_url)
+    return await SqliteAuditStore.open(state_dir / "audit.sqlite")
+
+
+def to_jsonl(rows: list[dict[str, Any]]) -> str:
+    return "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows)

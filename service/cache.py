@@ -1,0 +1,92 @@
+"""The response cache: exact matches of tenant, model, messages and generation parameters.
+
+Only deterministic calls (temperature 0) or callers that opt in are cached. In process by
+default; Redis when several replicas share it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any, Protocol
+
+
+def cache_key(
+    tenant: str, model: str, prompt: str, system: str | None, params: dict[str, Any]
+) -> str:
+    """Key over everything that changes the answer; the tenant first, so no entry is shared."""
+    material = json.dumps(
+        {"tenant": tenant, "model": model, "prompt": prompt, "system": system, "params": params},
+        sort_keys=True,
+    )
+    return f"gb10:cache:{tenant}:{hashlib.sha256(material.encode()).hexdigest()}"
+
+
+def cacheable(params: dict[str, Any], opted_in: bool) -> bool:
+    """Deterministic requests (temperature 0), or ones whose caller asked for caching."""
+    return opted_in or params.get("temperature") == 0
+
+
+class ResponseCache(Protocol):
+    async def get(self, key: str) -> dict[str, Any] | None: ...
+
+    async def set(self, key: str, value: dict[str, Any]) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class MemoryCache:
+    """A bounded LRU with a time to live, in this process."""
+
+    def __init__(
+        self, ttl_s: float, max_entries: int = 10_000, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._ttl = ttl_s
+        self._max = max_entries
+        self._clock = clock
+        self._data: OrderedDict[str, tuple[float, dict[str, Any]]] = OrderedDict()
+
+    async def get(self, key: str) -> dict[str, Any] | None:
+        entry = self._data.get(key)
+        if entry is None:
+            return None
+        if entry[0] <= self._clock():
+            del self._data[key]
+            return None
+        self._data.move_to_end(key)
+        return entry[1]
+
+    async def set(self, key: str, value: dict[str, Any]) -> None:
+        self._data[key] = (self._clock() + self._ttl, value)
+        self._data.move_to_end(key)
+        while len(self._data) > self._max:
+            self._data.popitem(last=False)
+
+    async def close(self) -> None:
+        return None
+
+
+class RedisCache:
+    """Entries in Redis with SET EX: every replica reads what any replica stored."""
+
+    def __init__(self, url: str, ttl_s: float) -> None:
+        import redis.asyncio as redis
+
+        self._redis: Any = redis.from_url(url)
+        self._ttl = max(1, int(ttl_s))
+
+    async def get(self, key: str) -> dict[str, Any] | None:
+        raw = await self._redis.get(key)
+        if raw is None:
+            return None
+        value: dict[str, Any] = json.loads(raw)
+        return value
+
+    async def set(self, key: str, value: dict[str, Any]) -> None:
+        await self._redis.set(key, json.dumps(value), ex=self._ttl)
+
+    async def close(self) -> None:
+        await self._redis.aclose()
