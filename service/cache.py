@@ -69,13 +69,19 @@ class MemoryCache:
         return None
 
 
+def redis_client(url: str) -> Any:
+    """A Redis client whose pool makes callers wait for a connection rather than fail."""
+    import redis.asyncio as redis
+
+    pool = redis.BlockingConnectionPool.from_url(url, max_connections=64, timeout=10)
+    return redis.Redis(connection_pool=pool)
+
+
 class RedisCache:
     """Entries in Redis with SET EX: every replica reads what any replica stored."""
 
     def __init__(self, url: str, ttl_s: float) -> None:
-        import redis.asyncio as redis
-
-        self._redis: Any = redis.from_url(url)
+        self._redis: Any = redis_client(url)
         self._ttl = max(1, int(ttl_s))
 
     async def get(self, key: str) -> dict[str, Any] | None:

@@ -149,9 +149,9 @@ class RedisCounters:
     """Counters in Redis: every replica sees the same counts; checks and increments are atomic."""
 
     def __init__(self, url: str) -> None:
-        import redis.asyncio as redis
+        from service.cache import redis_client
 
-        self._redis: Any = redis.from_url(url)
+        self._redis: Any = redis_client(url)
         self._script: Any = self._redis.register_script(_CONSUME)
 
     async def consume(
