@@ -125,6 +125,35 @@ def cmd_node_agent(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_audit_export(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from service.audit import AuditQuery, open_audit_store, to_jsonl
+
+    settings = _settings(args)
+    filters = {k: v for k, v in {"tenant": args.tenant, "user_id": args.user}.items() if v}
+
+    async def export() -> int:
+        store = await open_audit_store(settings.database_url, settings.state_dir)
+        written, offset = 0, 0
+        try:
+            while True:
+                page = await store.query(
+                    AuditQuery(filters, args.since, args.until, limit=1000, offset=offset)
+                )
+                if not page:
+                    return written
+                sys.stdout.write(to_jsonl(page))
+                written += len(page)
+                offset += len(page)
+        finally:
+            await store.close()
+
+    count = asyncio.run(export())
+    print(f"gb10-router: exported {count} audit records", file=sys.stderr)
+    return 0
+
+
 def cmd_token(args: argparse.Namespace) -> int:
     settings = _settings(args)
     if settings.jwt_secret is None:
@@ -186,6 +215,13 @@ def parser() -> argparse.ArgumentParser:
     agent.add_argument("--interval", type=float, default=2.0, help="seconds between reports")
     agent.add_argument("--count", type=int, default=None, help="stop after this many reports")
     agent.set_defaults(func=cmd_node_agent)
+
+    export = sub.add_parser("audit-export", help="write the audit trail as JSON lines to stdout")
+    export.add_argument("--tenant")
+    export.add_argument("--user")
+    export.add_argument("--since", type=float, help="unix time, inclusive")
+    export.add_argument("--until", type=float, help="unix time, exclusive")
+    export.set_defaults(func=cmd_audit_export)
 
     token = sub.add_parser("token", help="print a signed bearer token (needs ROUTER_JWT_SECRET)")
     token.add_argument("--user", required=True)

@@ -321,3 +321,29 @@ def test_killing_a_replica_loses_no_audit_record_of_an_answered_request(
         return {r["job_id"] for r in rows}
 
     assert set(answered) <= asyncio.run(audited())
+
+
+def test_cli_exports_the_audit_trail_as_json_lines(
+    fake_cluster: FakeCluster,
+    clean_env: pytest.MonkeyPatch,
+    tmp_path: Path,
+    tenant: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import json
+
+    from fastapi.testclient import TestClient
+
+    from cli.main import main
+
+    settings = settings_for(fake_cluster, tmp_path, False)
+    headers = {"Authorization": f"Bearer {issue_token(SECRET, user='ann', tenant=tenant)}"}
+    with TestClient(create_app(settings)) as c:
+        for i in range(3):
+            c.post("/api/llm/process", headers=headers, json={"prompt": f"Summarize {i}"})
+    clean_env.setenv("ROUTER_STATE_DIR", str(settings.state_dir))
+    assert main(["audit-export", "--tenant", tenant]) == 0
+    out, err = capsys.readouterr()
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert len(rows) == 3 and {r["tenant"] for r in rows} == {tenant}
+    assert "exported 3 audit records" in err
