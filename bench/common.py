@@ -6,6 +6,7 @@ import contextlib
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
@@ -46,6 +47,42 @@ async def interleaved(
             await fn()
             samples[name].append((time.perf_counter() - started) * 1000)
     return samples
+
+
+@contextlib.contextmanager
+def router_process(secret: str, *args: str, **env: str) -> Iterator[str]:
+    """`gb10-router serve` in its own process, signing tokens with `secret`; yields its URL."""
+    port = free_port()
+    # Limits high enough never to refuse a benchmark request; the limiter still runs.
+    limits = Path(tempfile.mkdtemp()) / "limits.yaml"
+    quota = "{requests_per_minute: 1000000000, tokens_per_minute: 1000000000}"
+    limits.write_text(f"default:\n  user: {quota}\n  tenant: {quota}\n")
+    environment = dict(
+        os.environ,
+        ROUTER_JWT_SECRET=secret,
+        PYTHONPATH=str(ROOT),
+        ROUTER_LIMITS_CONFIG=str(limits),
+        **env,
+    )
+    command = [
+        sys.executable,
+        "-m",
+        "cli.main",
+        "serve",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+        *args,
+    ]
+    proc = subprocess.Popen(command, env=environment, cwd=ROOT)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_http(f"{url}/healthz", alive=proc)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
 
 
 def percentile(samples: Sequence[float], q: float) -> float:

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -20,12 +18,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import httpx
 
-from bench.common import HEADER, ROOT, fake_node, interleaved, percentile, row
+from bench.common import HEADER, fake_node, interleaved, percentile, router_process, row
 from cluster.runtime import build_runtime
 from cluster.settings import Settings
 from graph.builder import build_graph
 from service.auth import issue_token
-from tests.fakes.net import free_port, wait_http
 
 PROMPT = "Analyze this suspicious PowerShell script for malicious intent: IEX(...)"
 SECRET = "bench-secret-0123456789abcdef0123456789"
@@ -69,37 +66,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--requests", type=int, default=1000)
     args = parser.parse_args()
-    with fake_node() as node_url:
-        port = free_port()
-        env = dict(
-            os.environ,
-            ROUTER_JWT_SECRET=SECRET,
-            LLM_NODE_1_URL=node_url,
-            LLM_NODE_2_URL=node_url,
-            LLM_MAX_RETRIES="0",
-            PYTHONPATH=str(ROOT),
-        )
-        router = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "cli.main",
-                "serve",
-                "--port",
-                str(port),
-                "--log-level",
-                "warning",
-            ],
-            env=env,
-            cwd=ROOT,
-        )
-        try:
-            router_url = f"http://127.0.0.1:{port}"
-            wait_http(f"{router_url}/healthz")
-            samples = asyncio.run(measure(router_url, node_url, args.requests))
-        finally:
-            router.terminate()
-            router.wait(timeout=10)
+    with (
+        fake_node() as node_url,
+        router_process(
+            SECRET, LLM_NODE_1_URL=node_url, LLM_NODE_2_URL=node_url, LLM_MAX_RETRIES="0"
+        ) as router_url,
+    ):
+        samples = asyncio.run(measure(router_url, node_url, args.requests))
     print(HEADER)
     for name, values in samples.items():
         print(row(name, values))

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -20,10 +18,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import httpx
 
-from bench.common import HEADER, ROOT, interleaved, percentile, row
+from bench.common import HEADER, interleaved, percentile, router_process, row
 from cli.local import running_nodes
 from service.auth import issue_token
-from tests.fakes.net import free_port, wait_http
 
 SECRET = "bench-secret-0123456789abcdef0123456789"
 PROMPT = "Analyze this suspicious PowerShell script for malicious intent: IEX(...)"
@@ -59,33 +56,12 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--base-port", type=int, default=8200)
     args = parser.parse_args()
-    with running_nodes(args.model, args.base_port) as (servers, config):
-        port = free_port()
-        env = dict(os.environ, ROUTER_JWT_SECRET=SECRET, PYTHONPATH=str(ROOT))
-        router = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "cli.main",
-                "serve",
-                "--port",
-                str(port),
-                "--log-level",
-                "warning",
-                "--cluster-config",
-                str(config),
-            ],
-            env=env,
-            cwd=ROOT,
-        )
-        try:
-            router_url = f"http://127.0.0.1:{port}"
-            wait_http(f"{router_url}/healthz", alive=router)
-            node2 = next(s for s in servers if s.name == "gb10-node-2")
-            samples = asyncio.run(measure(router_url, node2.url, args.requests))
-        finally:
-            router.terminate()
-            router.wait(timeout=10)
+    with (
+        running_nodes(args.model, args.base_port) as (servers, config),
+        router_process(SECRET, "--cluster-config", str(config)) as router_url,
+    ):
+        node2 = next(s for s in servers if s.name == "gb10-node-2")
+        samples = asyncio.run(measure(router_url, node2.url, args.requests))
     print(f"\nmodel: {args.model}, {args.requests} interleaved requests, max_tokens 16")
     print(HEADER)
     for name, values in samples.items():

@@ -15,7 +15,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 import yaml
 
 from cluster.settings import Settings
@@ -23,7 +22,7 @@ from server import create_app
 from service.audit import AuditQuery, open_audit_store
 from service.auth import ADMIN, GLOBAL_ADMIN, issue_token
 from tests.conftest import FakeCluster
-from tests.fakes.net import free_port, wait_http
+from tests.fakes.net import ThreadedServer, free_port, wait_http
 from tests.integration.conftest import SECRET
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,35 +45,11 @@ def limits_file(tmp_path: Path, user_rpm: int = 10_000, tenant_rpm: int = 100_00
     return path
 
 
-class Replica:
-    """One router process in this test process (uvicorn in a thread)."""
+class Replica(ThreadedServer):
+    """One router in this test process; long keep-alive and backlog for bursts of requests."""
 
     def __init__(self, settings: Settings) -> None:
-        self.port = free_port()
-        self.server = uvicorn.Server(
-            uvicorn.Config(
-                create_app(settings),
-                host="127.0.0.1",
-                port=self.port,
-                log_level="warning",
-                timeout_keep_alive=60,
-                backlog=4096,
-            )
-        )
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=15)
+        super().__init__(create_app(settings), timeout_keep_alive=60, backlog=4096)
 
 
 @pytest.fixture

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 
 import pytest
-import uvicorn
 
 from cli.main import main
 from cluster.node_agent import NodeAgent, NvmlReader, NvmlUnavailable
 from server import create_app
 from service.auth import ADMIN, issue_token
 from tests.conftest import FakeCluster
-from tests.fakes.net import free_port
+from tests.fakes.net import ThreadedServer, free_port
 from tests.fakes.nvml import FakeGpu, FakeNvml
 from tests.integration.conftest import SECRET, RouterServer
 
@@ -87,22 +85,14 @@ async def test_agent_rides_out_a_router_restart(
     run = asyncio.create_task(agent.run(iterations=1))
     await asyncio.sleep(0.4)  # no router yet: the agent backs off 1, 2, 4, ... seconds
     assert agent.failures >= 3 and waits[:3] == [1.0, 2.0, 4.0]
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(fake_cluster.settings(jwt_secret=SECRET)),
-            host="127.0.0.1",
-            port=port,
-            log_level="warning",
-        )
+    server = await asyncio.to_thread(
+        ThreadedServer, create_app(fake_cluster.settings(jwt_secret=SECRET)), port
     )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
     try:
         await asyncio.wait_for(run, 15)
         assert agent.sent == 1
     finally:
-        server.should_exit = True
-        await asyncio.to_thread(thread.join, 10)
+        await asyncio.to_thread(server.stop)
         await agent.aclose()
 
 

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import uvicorn
 from pydantic import SecretStr
 
 from cluster.settings import Settings
@@ -17,7 +14,7 @@ from devnodes.environment import cache_dir, model_dir, vllm_python
 from devnodes.servers import NODE_MODELS, VllmServer, write_cluster_config
 from server import create_app
 from service.auth import ADMIN, issue_token
-from tests.fakes.net import free_port
+from tests.fakes.net import ThreadedServer, free_port
 
 SECRET = "vllm-suite-secret-0123456789abcdef0123"
 
@@ -74,25 +71,10 @@ def router_settings(cluster: VllmCluster) -> Settings:
 
 @pytest.fixture
 def live_router(vllm_cluster: VllmCluster, clean_env: pytest.MonkeyPatch) -> Iterator[LiveRouter]:
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(router_settings(vllm_cluster)),
-            host="127.0.0.1",
-            port=port,
-            log_level="warning",
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "router did not start"
-        time.sleep(0.05)
+    server = ThreadedServer(create_app(router_settings(vllm_cluster)))
     yield LiveRouter(
-        f"http://127.0.0.1:{port}",
+        server.url,
         issue_token(SECRET, user="analyst", tenant="soc"),
         issue_token(SECRET, user="admin", tenant="soc", roles=[ADMIN]),
     )
-    server.should_exit = True
-    thread.join(timeout=15)
+    server.stop()
