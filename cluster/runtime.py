@@ -140,7 +140,11 @@ def build_runtime(
         cluster,
         registry,
         default_timeout_s=settings.llm_default_timeout,
-        limits=Limits(settings.max_waiting_requests, settings.max_kv_cache_usage),
+        limits=Limits(
+            settings.max_waiting_requests,
+            settings.max_kv_cache_usage,
+            urgent_slots=settings.urgent_slots,
+        ),
         weights=Weights(**cluster.placement.model_dump()),
         aging_s=settings.queue_aging_s,
         max_queue=settings.queue_max_length,

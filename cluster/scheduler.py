@@ -103,16 +103,21 @@ class JobScheduler:
             raise NoCapableNode(f"no node serves {', '.join(models)}")
 
     def _placement(
-        self, models: Sequence[str], vram_gb: float | None, exclude: frozenset[str] = frozenset()
+        self,
+        models: Sequence[str],
+        vram_gb: float | None,
+        priority: int,
+        exclude: frozenset[str] = frozenset(),
     ) -> Placement | None:
         views = [v for v in self._registry.views() if v.node_id not in exclude]
-        for model in models:
-            found = place_first_fit(
-                views, [model], self.job_vram(model, vram_gb), self.limits, self.weights
-            )
-            if found is not None:
-                return found
-        return None
+        return place_first_fit(
+            views,
+            models,
+            lambda model: self.job_vram(model, vram_gb),
+            self.limits,
+            self.weights,
+            priority,
+        )
 
     def _reserve(self, job_id: str, placement: Placement, vram_gb: float | None) -> Lease:
         gb = self.job_vram(placement.model, vram_gb)
@@ -158,7 +163,7 @@ class JobScheduler:
             return None
         if node_id is not None:
             exclude_nodes = frozenset(n.config.id for n in self._registry.all()) - {node_id}
-        placement = self._placement(models, vram_gb, exclude_nodes)
+        placement = self._placement(models, vram_gb, priority, exclude_nodes)
         return None if placement is None else self._reserve(job_id, placement, vram_gb)
 
     async def acquire(
@@ -198,7 +203,8 @@ class JobScheduler:
             self._abandon(waiter)
             views = self._registry.views()
             why = "; ".join(
-                why_unplaceable(views, m, self.job_vram(m, vram_gb), self.limits) for m in models
+                why_unplaceable(views, m, self.job_vram(m, vram_gb), self.limits, priority)
+                for m in models
             )
             raise CapacityTimeout(
                 f"job {job_id} waited {timeout:g}s for capacity for {', '.join(models)}: {why}",
@@ -269,7 +275,7 @@ class JobScheduler:
                 waiter.future.set_exception(error)
                 self._queue.remove(waiter)
                 continue
-            placement = self._placement(waiter.models, waiter.vram_gb)
+            placement = self._placement(waiter.models, waiter.vram_gb, waiter.priority)
             if placement is None:
                 continue
             waiter.future.set_result(self._reserve(waiter.job_id, placement, waiter.vram_gb))

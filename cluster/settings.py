@@ -114,6 +114,12 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("ROUTER_MAX_KV_CACHE_USAGE", "max_kv_cache_usage"),
     )
     """A node whose KV cache is fuller than this (0-1) is at capacity."""
+    urgent_slots: int = Field(
+        default=2,
+        ge=0,
+        validation_alias=AliasChoices("ROUTER_URGENT_SLOTS", "urgent_slots"),
+    )
+    """Jobs over a node's `max_jobs` that only priority-1 work may start."""
 
     queue_aging_s: float = Field(
         default=30.0, ge=0, validation_alias=AliasChoices("ROUTER_QUEUE_AGING_S", "queue_aging_s")

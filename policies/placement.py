@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from policies.types import NodeStatus
@@ -37,6 +37,9 @@ class Limits:
     spill_max_utilization: float = 0.5
     """A fallback model is used only on nodes below this utilisation: spill-over borrows idle
     capacity and must not crowd out the work that node is there for."""
+    urgent_slots: int = 2
+    """Job slots over each node's job cap that only priority-1 work may take, so urgent work
+    finds room at once while routine work fills the node (VRAM is still checked)."""
 
 
 @dataclass(frozen=True)
@@ -76,8 +79,21 @@ class Placement:
     reason: str
 
 
-def _has_room(node: NodeView, vram_gb: float, limits: Limits) -> bool:
-    if node.max_jobs is not None and node.in_flight >= node.max_jobs:
+URGENT = 1
+"""The priority that may use the urgent slots."""
+
+
+def _job_cap(node: NodeView, priority: int, limits: Limits) -> int | None:
+    if node.max_jobs is None or priority > URGENT:
+        return node.max_jobs
+    # Above the cap rather than carved out of it: a slot held back for urgent work that does
+    # not come would cost routine work its batching.
+    return node.max_jobs + limits.urgent_slots
+
+
+def _has_room(node: NodeView, vram_gb: float, limits: Limits, priority: int) -> bool:
+    cap = _job_cap(node, priority, limits)
+    if cap is not None and node.in_flight >= cap:
         return False
     if node.waiting > limits.max_waiting or node.kv_cache_usage > limits.max_kv_cache_usage:
         return False
@@ -90,11 +106,13 @@ def place(
     vram_gb: float,
     limits: Limits = Limits(),
     weights: Weights = Weights(),
+    priority: int = 3,
 ) -> Placement | None:
     """The lowest-scoring available node that serves `model` and has room, or None.
 
-    Room: `vram_gb` free, under its job cap, vLLM queue and KV cache under `limits`, and
-    telemetry fresh; stale telemetry counts as unknown and the node is passed over.
+    Room: `vram_gb` free, under its job cap (less the urgent slots unless `priority` is 1),
+    vLLM queue and KV cache under `limits`, and telemetry fresh; stale telemetry counts as
+    unknown and the node is passed over.
     """
     candidates = [
         n
@@ -102,7 +120,7 @@ def place(
         if model in n.models
         and n.status is NodeStatus.AVAILABLE
         and n.fresh
-        and _has_room(n, vram_gb, limits)
+        and _has_room(n, vram_gb, limits, priority)
     ]
     if not candidates:
         return None
@@ -121,23 +139,38 @@ def place(
 def place_first_fit(
     nodes: Sequence[NodeView],
     models: Sequence[str],
-    vram_gb: float,
+    vram_gb: Callable[[str], float],
     limits: Limits = Limits(),
     weights: Weights = Weights(),
+    priority: int = 3,
 ) -> Placement | None:
-    """Place on the first model in `models` that has room anywhere (spill-over in order)."""
+    """Place the first model in `models` that has room anywhere: the primary, then spill-over.
+
+    A fallback model (any after the first) only goes to nodes under
+    `limits.spill_max_utilization`; `vram_gb` gives the VRAM one job of a model reserves.
+    """
     for index, model in enumerate(models):
         candidates = nodes
         if index > 0:
             candidates = [n for n in nodes if n.compute_utilization < limits.spill_max_utilization]
-        placement = place(candidates, model, vram_gb, limits, weights)
+        placement = place(candidates, model, vram_gb(model), limits, weights, priority)
         if placement is not None:
+            if index > 0:
+                placement = Placement(
+                    placement.node_id,
+                    placement.model,
+                    f"spill-over from {models[0]}, which has no room: {placement.reason}",
+                )
             return placement
     return None
 
 
 def why_unplaceable(
-    nodes: Iterable[NodeView], model: str, vram_gb: float, limits: Limits = Limits()
+    nodes: Iterable[NodeView],
+    model: str,
+    vram_gb: float,
+    limits: Limits = Limits(),
+    priority: int = 3,
 ) -> str:
     """Explain why `place` found no node for `model`."""
     serving = [n for n in nodes if model in n.models]
@@ -153,6 +186,10 @@ def why_unplaceable(
             parts.append(f"{n.node_id} has {n.waiting:g} requests waiting")
         elif n.kv_cache_usage > limits.max_kv_cache_usage:
             parts.append(f"{n.node_id} KV cache is {n.kv_cache_usage:.0%} full")
+        elif (cap := _job_cap(n, priority, limits)) is not None and n.in_flight >= cap:
+            parts.append(
+                f"{n.node_id} runs {n.in_flight} jobs, its cap for priority {priority} is {cap}"
+            )
         else:
             parts.append(f"{n.node_id} has {n.vram_free_gb:.1f} GB free, needs {vram_gb:.1f}")
     return "; ".join(parts)

@@ -9,7 +9,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from policies.placement import NodeView, Weights, place_first_fit
+from policies.placement import URGENT, Limits, NodeView, Weights, place_first_fit
 from policies.queueing import queue_key
 from policies.types import NodeStatus
 
@@ -41,7 +41,8 @@ TASKS = [
     ("granite-guardian", ["phi4", "deepseek"], 0.25),
 ]
 PRIORITIES = [(1, 0.2), (3, 0.5), (5, 0.3)]
-#: Each extra request running on a GPU slows every request on it by this share.
+#: Each extra request in a GPU's batch slows every request in it by this share (continuous
+#: batching: a decode step takes longer the more sequences it carries).
 CONTENTION = 0.15
 #: Spread of request sizes (lognormal sigma).
 SIZE_SIGMA = 1.0
@@ -54,11 +55,30 @@ class SimNode:
     vram_total_gb: float = 80.0
     base_used_gb: float = 0.0
     max_jobs: int = 6
+    """Routine jobs it runs at once (priority 1 may add the urgent slots)."""
     background: float = 0.0
     """GPU share taken by work the router does not place (another tenant, a fine-tune)."""
     running: int = 0
     reserved_gb: float = 0.0
     fifo: deque[SimJob] = field(default_factory=deque)
+    batch: dict[int, float] = field(default_factory=dict)
+    """Running jobs by sequence number: the node's work clock at which each one finishes."""
+    clock: float = 0.0
+    """Work done so far by each job that has run on this node since `updated`'s epoch."""
+    updated: float = 0.0
+    """Simulated time `clock` was last brought up to date."""
+    version: int = 0
+    """Bumped when the batch changes, so a stale finish event is recognised."""
+
+    def speed(self) -> float:
+        """Work per second each running job gets: all share the GPU's decode steps."""
+        if not self.running:
+            return 1.0
+        return (1 - self.background) / (1 + CONTENTION * (self.running - 1))
+
+    def advance(self, now: float) -> None:
+        self.clock += (now - self.updated) * self.speed()
+        self.updated = now
 
     def view(self) -> NodeView:
         return NodeView(
@@ -140,6 +160,35 @@ def capacity(nodes: list[SimNode]) -> float:
     return min(speed(n) / demand[n.node_id] for n in nodes if demand[n.node_id])
 
 
+def service_floor(nodes: list[SimNode], jobs: list[SimJob], pct: float = 95) -> float:
+    """Estimated latency percentile of `jobs` with no queueing at all: each job's work at
+    the slowdown of the mean batch its node needs to carry its share of the load.
+
+    No placement of identical replicas can do much better, since the batch a load needs is
+    set by the load, not by where the jobs go.
+    """
+    span = jobs[-1].arrival - jobs[0].arrival
+    work: dict[str, float] = {n.node_id: 0.0 for n in nodes}
+    for job in jobs:
+        serving = [n for n in nodes if job.models[0] in n.models]
+        for n in serving:
+            work[n.node_id] += job.size * BASE_SERVICE_S[job.models[0]] / len(serving) / span
+    slowdown = {}
+    for n in nodes:
+        # Work done per second with b jobs batched is b / (1 + C (b - 1)), times the node's
+        # free share; solve for the b that matches the work arriving.
+        demand = work[n.node_id] / (1 - n.background)
+        batch = max(1.0, demand * (1 - CONTENTION) / (1 - demand * CONTENTION))
+        slowdown[n.node_id] = (1 + CONTENTION * (batch - 1)) / (1 - n.background)
+    times = sorted(
+        job.size
+        * BASE_SERVICE_S[job.models[0]]
+        * min(slowdown[n.node_id] for n in nodes if job.models[0] in n.models)
+        for job in jobs
+    )
+    return times[min(len(times) - 1, int(len(times) * pct / 100))]
+
+
 def workload(rate: float, n: int, seed: int) -> list[SimJob]:
     """Poisson arrivals at `rate` per second with the task and priority mix."""
     rng = random.Random(seed)
@@ -173,47 +222,61 @@ def simulate(
     deadline_s: float = 300.0,
     seed: int = 0,
     weights: Weights | None = None,
+    limits: Limits | None = None,
 ) -> Outcome:
     """Run jobs through a scheduler: `gb10` (this router's policies), `round_robin`, `random`."""
     weights = weights or Weights()
+    limits = limits or Limits()
     rng = random.Random(seed)
-    events: list[tuple[float, int, str, SimJob]] = []
+    events: list[tuple[float, int, str, SimJob | tuple[SimNode, int, int]]] = []
     order = itertools.count()
     for job in jobs:
         heapq.heappush(events, (job.arrival, next(order), "arrive", job))
         heapq.heappush(events, (job.arrival + deadline_s, next(order), "deadline", job))
     by_id = {n.node_id: n for n in nodes}
+    by_seq = {j.seq: j for j in jobs}
     queue: list[SimJob] = []
     rr: dict[str, itertools.cycle[SimNode]] = {}
     overcommits = 0
     now = 0.0
 
+    def reschedule(node: SimNode) -> None:
+        # Every job in the batch advances at the same speed, so the next to finish is the one
+        # with the least work left; its event is void if the batch changes first.
+        node.version += 1
+        if node.batch:
+            seq, finish_at = min(node.batch.items(), key=lambda item: item[1])
+            when = now + (finish_at - node.clock) / node.speed()
+            heapq.heappush(events, (when, next(order), "finish", (node, node.version, seq)))
+
     def start(job: SimJob, node: SimNode, model: str) -> None:
         nonlocal overcommits
+        node.advance(now)
         vram = JOB_VRAM_GB[model]
         node.running += 1
         node.reserved_gb += vram
         if node.base_used_gb + node.reserved_gb > node.vram_total_gb + 1e-9:
             overcommits += 1
         job.start, job.node, job.model = now, node.node_id, model
-        slowdown = (1 + CONTENTION * (node.running - 1)) / (1 - node.background)
-        duration = job.size * BASE_SERVICE_S[model] * slowdown
-        heapq.heappush(events, (now + duration, next(order), "finish", job))
+        node.batch[job.seq] = node.clock + job.size * BASE_SERVICE_S[model]
+        reschedule(node)
 
     def dispatch_gb10() -> None:
         ordered = sorted(queue, key=lambda j: queue_key(j.priority, j.arrival, j.seq, now, aging_s))
+        views = [n.view() for n in nodes]
         for job in ordered:
-            if all(n.running >= n.max_jobs for n in nodes):
+            # Skipping what cannot fit anyway keeps an overloaded run fast; same decisions.
+            if all(n.running >= n.max_jobs + limits.urgent_slots for n in nodes):
                 return
-            views = [n.view() for n in nodes]
-            placement = None
-            for model in job.models:
-                placement = place_first_fit(views, [model], JOB_VRAM_GB[model], weights=weights)
-                if placement:
-                    break
+            if job.priority > URGENT and all(n.running >= n.max_jobs for n in nodes):
+                continue
+            placement = place_first_fit(
+                views, job.models, JOB_VRAM_GB.__getitem__, limits, weights, job.priority
+            )
             if placement is not None:
                 queue.remove(job)
                 start(job, by_id[placement.node_id], placement.model)
+                views = [n.view() for n in nodes]
 
     def dispatch_fifo(node: SimNode) -> None:
         while node.fifo and node.fits(JOB_VRAM_GB[node.fifo[0].models[0]]):
@@ -228,7 +291,26 @@ def simulate(
         return next(cycle)
 
     while events:
-        now, _, kind, job = heapq.heappop(events)
+        now, _, kind, payload = heapq.heappop(events)
+        if kind == "finish":
+            assert isinstance(payload, tuple)
+            node, version, seq = payload
+            if version != node.version:
+                continue
+            node.advance(now)
+            del node.batch[seq]
+            job = by_seq[seq]
+            job.end = now
+            node.running -= 1
+            node.reserved_gb -= JOB_VRAM_GB[job.model or ""]
+            reschedule(node)
+            if policy == "gb10":
+                dispatch_gb10()
+            else:
+                dispatch_fifo(node)
+            continue
+        assert isinstance(payload, SimJob)
+        job = payload
         if kind == "deadline":
             if job.start is None:
                 job.expired = True
@@ -238,23 +320,13 @@ def simulate(
                     if job in node.fifo:
                         node.fifo.remove(job)
             continue
-        if kind == "arrive":
-            if policy == "gb10":
-                queue.append(job)
-                dispatch_gb10()
-            else:
-                node = choose(job)
-                node.fifo.append(job)
-                dispatch_fifo(node)
+        if policy == "gb10":
+            queue.append(job)
+            dispatch_gb10()
         else:
-            job.end = now
-            node = by_id[job.node or ""]
-            node.running -= 1
-            node.reserved_gb -= JOB_VRAM_GB[job.model or ""]
-            if policy == "gb10":
-                dispatch_gb10()
-            else:
-                dispatch_fifo(node)
+            node = choose(job)
+            node.fifo.append(job)
+            dispatch_fifo(node)
     lost = sum(1 for j in jobs if j.end is None and not j.expired)
     return Outcome(jobs, overcommits, lost, now)
 

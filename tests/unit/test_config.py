@@ -110,6 +110,11 @@ def test_environment_overrides_the_nodes_and_every_model_follows(
     assert rt.settings.llm_default_timeout == 12.5
 
 
+def test_urgent_slots_reach_the_scheduler(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("ROUTER_URGENT_SLOTS", "3")
+    assert build_runtime(Settings()).scheduler.limits.urgent_slots == 3
+
+
 def test_explicit_arguments_beat_the_environment(clean_env: pytest.MonkeyPatch) -> None:
     clean_env.setenv("LLM_MAX_PARALLEL_JOBS", "8")
     assert Settings(llm_max_parallel_jobs=2).llm_max_parallel_jobs == 2
@@ -117,7 +122,12 @@ def test_explicit_arguments_beat_the_environment(clean_env: pytest.MonkeyPatch) 
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("LLM_MAX_PARALLEL_JOBS", "0"), ("LLM_DEFAULT_TIMEOUT", "-1"), ("LLM_NODE_1_URL", "nope")],
+    [
+        ("LLM_MAX_PARALLEL_JOBS", "0"),
+        ("LLM_DEFAULT_TIMEOUT", "-1"),
+        ("LLM_NODE_1_URL", "nope"),
+        ("ROUTER_URGENT_SLOTS", "-1"),
+    ],
 )
 def test_bad_environment_names_the_variable(
     clean_env: pytest.MonkeyPatch, name: str, value: str

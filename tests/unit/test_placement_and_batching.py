@@ -6,7 +6,7 @@ import pytest
 
 from policies.batching import chunk_items, numbered_prompt, proportional_counts
 from policies.modes import choose_mode
-from policies.placement import NodeView, Weights, place, why_unplaceable
+from policies.placement import Limits, NodeView, Weights, place, place_first_fit, why_unplaceable
 from policies.queueing import effective_priority, queue_key
 from policies.types import ExecutionMode, NodeStatus
 
@@ -65,6 +65,39 @@ def test_busy_offline_and_full_nodes_are_skipped() -> None:
     assert "a is busy" in why_unplaceable(nodes, "m", 4)
     assert place(nodes, "other", 1) is None
     assert why_unplaceable(nodes, "other", 1) == "no node serves other"
+
+
+def test_spill_over_takes_a_fallback_only_where_the_primary_has_no_room() -> None:
+    vram = {"big": 10.0, "small": 2.0}.__getitem__
+    full = node("full", 0.9, 5, models=("big",))
+    idle = node("idle", 0.2, 60, models=("small",))
+    busy = node("busy", 0.7, 60, models=("small",))
+    chosen = place_first_fit([full, idle, busy], ["big", "small"], vram)
+    assert chosen is not None and (chosen.node_id, chosen.model) == ("idle", "small")
+    assert chosen.reason.startswith("spill-over from big")
+    # A fallback never goes to a node at or over the spill-over utilisation.
+    assert place_first_fit([full, busy], ["big", "small"], vram) is None
+    assert place_first_fit([full, busy], ["big", "small"], vram, Limits(spill_max_utilization=0.8))
+    # The primary, where it fits, wins whatever its load.
+    roomy = node("roomy", 0.95, 60, models=("big",))
+    chosen = place_first_fit([roomy, idle], ["big", "small"], vram)
+    assert chosen is not None and chosen.node_id == "roomy" and "spill" not in chosen.reason
+
+
+def test_urgent_work_may_exceed_the_job_cap_by_the_urgent_slots() -> None:
+    capped = node("n", 0.5, 60, in_flight=4, max_jobs=4)
+    limits = Limits(urgent_slots=2)
+    assert place([capped], "m", 1, limits, priority=2) is None
+    assert "runs 4 jobs, its cap for priority 2 is 4" in why_unplaceable(
+        [capped], "m", 1, limits, priority=2
+    )
+    assert place([capped], "m", 1, limits, priority=1) is not None
+    over = node("n", 0.5, 60, in_flight=6, max_jobs=4)
+    assert place([over], "m", 1, limits, priority=1) is None
+    assert place([capped], "m", 1, Limits(urgent_slots=0), priority=1) is None
+    # VRAM is never part of the bargain.
+    tight = node("n", 0.5, 0.5, in_flight=1, max_jobs=4)
+    assert place([tight], "m", 1, limits, priority=1) is None
 
 
 def test_proportional_counts_sum_and_follow_weights() -> None:

@@ -185,3 +185,34 @@ async def test_a_full_queue_refuses_with_429() -> None:
         task.cancel()
     await asyncio.gather(*waiting, return_exceptions=True)
     assert scheduler.queue_depth == 0
+
+
+def test_spill_over_borrows_only_a_quiet_node() -> None:
+    registry, scheduler = make()
+    registry.update_status("gb10-node-2", vram_used_gb=80)  # phi4's only node is full
+    registry.update_status("gb10-node-1", compute_utilization=0.7)
+    assert scheduler.try_acquire("busy", ["phi4", "qwen72"]) is None
+    registry.update_status("gb10-node-1", compute_utilization=0.2)
+    lease = scheduler.try_acquire("quiet", ["phi4", "qwen72"])
+    assert lease is not None and (lease.node_id, lease.model) == ("gb10-node-1", "qwen72")
+    assert lease.reason.startswith("spill-over from phi4")
+
+
+async def test_priority_one_takes_an_urgent_slot_over_the_job_cap() -> None:
+    cluster = load_cluster_config(CONFIG_DIR / "cluster.yaml")
+    cluster.nodes[1].max_jobs = 1
+    registry = NodeRegistry(cluster)
+    scheduler = JobScheduler(cluster, registry, default_timeout_s=5)
+    routine = scheduler.try_acquire("routine", ["phi4"], priority=3)
+    assert routine is not None
+    assert scheduler.try_acquire("second", ["phi4"], priority=3) is None
+    waiting = asyncio.create_task(scheduler.acquire("waiting", ["phi4"], priority=2))
+    await asyncio.sleep(0.01)
+    # Queued routine work does not hold back an urgent job: it runs in an urgent slot now.
+    urgent = scheduler.try_acquire("urgent", ["phi4"], priority=1)
+    assert urgent is not None and registry.get("gb10-node-2").in_flight == 2
+    assert not waiting.done()
+    scheduler.release(urgent)
+    assert not waiting.done()  # the urgent slot is not a routine one
+    scheduler.release(routine)
+    scheduler.release(await asyncio.wait_for(waiting, 1))
