@@ -14,6 +14,7 @@ from pathlib import Path
 
 from training import artifacts as a
 from training import examples as ex
+from training import examples_analyst as analyst
 from training import examples_boundaries as edge
 from training import examples_context as context
 from training import examples_more as more
@@ -22,28 +23,42 @@ from training import examples_short as short
 OUT = Path(__file__).resolve().parent.parent / "routing" / "data" / "routing_train.jsonl"
 VARIANTS = 3
 LABELS = {
-    "general_reasoning": ex.GENERAL + more.GENERAL + edge.GENERAL + short.GENERAL + context.GENERAL,
+    "general_reasoning": ex.GENERAL
+    + more.GENERAL
+    + edge.GENERAL
+    + short.GENERAL
+    + context.GENERAL
+    + analyst.GENERAL,
     "multilingual": ex.MULTILINGUAL
     + more.MULTILINGUAL
     + edge.MULTILINGUAL
     + short.MULTILINGUAL
-    + context.MULTILINGUAL,
+    + context.MULTILINGUAL
+    + analyst.MULTILINGUAL,
     "structured_parsing": ex.PARSING
     + more.PARSING
     + edge.PARSING
     + short.PARSING
-    + context.PARSING,
-    "rule_generation": ex.RULEGEN + more.RULEGEN + edge.RULEGEN + short.RULEGEN + context.RULEGEN,
+    + context.PARSING
+    + analyst.PARSING,
+    "rule_generation": ex.RULEGEN
+    + more.RULEGEN
+    + edge.RULEGEN
+    + short.RULEGEN
+    + context.RULEGEN
+    + analyst.RULEGEN,
     "adversarial_reasoning": ex.ADVERSARIAL
     + more.ADVERSARIAL
     + edge.ADVERSARIAL
     + short.ADVERSARIAL
-    + context.ADVERSARIAL,
+    + context.ADVERSARIAL
+    + analyst.ADVERSARIAL,
     "classification": ex.CLASSIFICATION
     + more.CLASSIFICATION
     + edge.CLASSIFICATION
     + short.CLASSIFICATION
-    + context.CLASSIFICATION,
+    + context.CLASSIFICATION
+    + analyst.CLASSIFICATION,
 }
 GOOD_HINTS = {
     "general_reasoning": ["summary", "explain", "analysis", "reasoning"],

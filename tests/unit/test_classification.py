@@ -37,6 +37,20 @@ def test_rules_route_typical_requests(prompt: str, task: TaskType) -> None:
     assert RuleClassifier(POLICY).classify(prompt).task_type is task
 
 
+@pytest.mark.parametrize(
+    ("prompt", "rule", "matches"),
+    [
+        ("Summarise the advisory in Portuguese for the Lisbon team.", "output_language", True),
+        ("Explain it in plain English for the board.", "output_language", False),
+        ("Explain the regex, no need to write a new one.", "explain_not_write", True),
+        ("Write a regex for AWS keys.", "explain_not_write", False),
+    ],
+)
+def test_labelling_conventions_have_rules(prompt: str, rule: str, matches: bool) -> None:
+    _, reasons = RuleClassifier(POLICY).rule_scores(prompt)
+    assert any(r.startswith(f"rule {rule} ") for r in reasons) is matches
+
+
 def test_decision_explains_itself() -> None:
     decision = ROUTER.route_request(
         {"prompt": "Analyze this threat...", "task_hints": ["threat", "adversary"]}
