@@ -3,8 +3,9 @@
     uv run python bench/classifier.py [--data FILE.jsonl] [--classifier layered|rules]
 
 FILE is JSON lines with `prompt`, `task_hints` and `label` (default: the labelled dev set in
-../shared/data; `bench/data/holdout.jsonl` is a second set, never trained on). Runs with the hints and without them, then times prompts padded with pasted
-log lines to about 2,000 characters.
+../shared/data; `bench/data/holdout.jsonl` is a second set, never trained on). Runs with the
+hints and without them, then times prompts padded with pasted log lines to about 2,000
+characters.
 """
 
 from __future__ import annotations
