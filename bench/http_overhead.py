@@ -3,8 +3,10 @@
     uv run python bench/http_overhead.py [--requests 1000]
 
 One run, one fake node (its own process), one router (`gb10-router serve`, its own process):
-times a raw POST to the fake node, the same request through the router's HTTP API, and, for
-comparison, a graph `ainvoke` in this process. Router overhead = HTTP time - raw POST time.
+times a raw POST to the fake node and the same request through the router's HTTP API.
+Router overhead = HTTP time - raw POST time. The graph alone is `bench/graph_overhead.py`:
+running it in this process too would put a second set of BLAS threads on the same two cores
+as the router's and measure their contention instead.
 """
 
 from __future__ import annotations
@@ -19,9 +21,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import httpx
 
 from bench.common import HEADER, fake_node, interleaved, percentile, router_process, row
-from cluster.runtime import build_runtime
-from cluster.settings import Settings
-from graph.builder import build_graph
 from service.auth import issue_token
 
 PROMPT = "Analyze this suspicious PowerShell script for malicious intent: IEX(...)"
@@ -30,10 +29,6 @@ SECRET = "bench-secret-0123456789abcdef0123456789"
 
 async def measure(router_url: str, node_url: str, n: int) -> dict[str, list[float]]:
     token = issue_token(SECRET, user="bench", tenant="bench")
-    runtime = build_runtime(
-        Settings(llm_node_1_url=node_url, llm_node_2_url=node_url, llm_max_retries=0)
-    )
-    graph = build_graph().compile()
     body = {"model": "llama31", "messages": [{"role": "user", "content": PROMPT}], "logprobs": True}
     request = {"prompt": PROMPT, "task_hints": ["threat"]}
     async with httpx.AsyncClient(headers={"Authorization": f"Bearer {token}"}) as client:
@@ -41,9 +36,6 @@ async def measure(router_url: str, node_url: str, n: int) -> dict[str, list[floa
         async def raw() -> None:
             r = await client.post(f"{node_url}/llama31/v1/chat/completions", json=body)
             r.raise_for_status()
-
-        async def in_process() -> None:
-            await graph.ainvoke(request, context=runtime)
 
         async def http() -> None:
             r = await client.post(f"{router_url}/api/llm/process", json=request)
@@ -53,12 +45,10 @@ async def measure(router_url: str, node_url: str, n: int) -> dict[str, list[floa
         samples = await interleaved(
             {
                 "raw POST to the node": raw,
-                "graph ainvoke (in process)": in_process,
                 "POST /api/llm/process": http,
             },
             n,
         )
-    await runtime.pool.aclose()
     return samples
 
 
