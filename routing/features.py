@@ -14,6 +14,8 @@ from policies.types import TaskType
 Array = npt.NDArray[np.float32]
 RULE_SCALE = 0.25
 HINT_SCALE = 0.5
+#: The words' weight against the embedding's; chosen by cross-validation on the training set.
+WORD_SCALE = 2.0
 HASH_DIM = 4096
 _WORD = re.compile(r"[a-z][a-z0-9&'+-]*")
 
@@ -40,4 +42,5 @@ def feature_vector(
     rules = np.asarray([rule_scores[t] for t in TaskType], dtype=np.float32) * RULE_SCALE
     hints = np.asarray([hint_scores[t] for t in TaskType], dtype=np.float32) * HINT_SCALE
     extra = np.asarray([pasted_foreign], dtype=np.float32)
-    return np.concatenate([embedding, hashed_words(ask), rules, hints, extra]).astype(np.float32)
+    words = hashed_words(ask) * WORD_SCALE
+    return np.concatenate([embedding, words, rules, hints, extra]).astype(np.float32)
