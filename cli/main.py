@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import secrets
 import sys
 from collections.abc import Sequence
@@ -95,13 +96,17 @@ def cmd_node_agent(args: argparse.Namespace) -> int:
     import asyncio
     import logging
 
-    from cluster.node_agent import NodeAgent, NvmlReader, NvmlUnavailable
+    from cluster.node_agent import NodeAgent, NvmlReader, NvmlUnavailable, command_line_matches
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s node-agent %(message)s")
     if args.interval <= 0:
         raise UsageError("--interval must be a positive number of seconds")
     try:
-        reader = NvmlReader()
+        is_model_server = command_line_matches(args.model_server_pattern)
+    except re.error as exc:
+        raise UsageError(f"--model-server-pattern is not a valid regex: {exc}") from None
+    try:
+        reader = NvmlReader(is_model_server=is_model_server)
     except NvmlUnavailable as exc:
         raise UsageError(
             f"{exc} (the node agent runs on a GB10 node with its NVIDIA driver)"
@@ -214,6 +219,12 @@ def parser() -> argparse.ArgumentParser:
     agent.add_argument("--token", required=True, help="an admin bearer token")
     agent.add_argument("--interval", type=float, default=2.0, help="seconds between reports")
     agent.add_argument("--count", type=int, default=None, help="stop after this many reports")
+    agent.add_argument(
+        "--model-server-pattern",
+        default="vllm",
+        help="regex over process command lines: the node's model servers, whose GPU memory the "
+        "router accounts for itself (default: vllm)",
+    )
     agent.set_defaults(func=cmd_node_agent)
 
     export = sub.add_parser("audit-export", help="write the audit trail as JSON lines to stdout")

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from types import ModuleType
 from typing import Any, Protocol
 
@@ -33,16 +35,53 @@ class GpuSample:
     power_w: float
     temperature_c: float
     """Hottest GPU."""
+    model_server_vram_gb: float = 0.0
+    """Held by the node's own model servers: weights and vLLM's preallocated KV cache."""
+
+    @property
+    def other_vram_gb(self) -> float:
+        """In use by anything but the model servers (another tenant's job, a fine-tune).
+
+        The model servers' memory is not free for other work, but the router already accounts
+        for it: its reservations stand for the jobs' share of the KV cache, and vLLM's own
+        KV-cache metric says how full that cache is. Counting it again would make every vLLM
+        node look full, since vLLM takes most of the GPU at start.
+        """
+        return max(0.0, round(self.vram_used_gb - self.model_server_vram_gb, 3))
 
 
 class GpuReader(Protocol):
     def read(self) -> GpuSample: ...
 
 
-class NvmlReader:
-    """Reads NVML through nvidia-ml-py; `nvml` is the pynvml module (or a stand-in for tests)."""
+def command_line_matches(pattern: str) -> Callable[[int], bool]:
+    """Whether a process's command line matches `pattern` (a regex), read from /proc."""
+    compiled = re.compile(pattern)
 
-    def __init__(self, nvml: ModuleType | None = None) -> None:
+    def matches(pid: int) -> bool:
+        try:
+            raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            # Gone, or in another PID namespace (a containerised server): not one we can name.
+            return False
+        return bool(compiled.search(raw.replace(b"\0", b" ").decode(errors="replace")))
+
+    return matches
+
+
+class NvmlReader:
+    """Reads NVML through nvidia-ml-py; `nvml` is the pynvml module (or a stand-in for tests).
+
+    `is_model_server(pid)` picks out the node's model-server processes (default: command lines
+    that mention vllm), whose memory is reported apart.
+    """
+
+    def __init__(
+        self,
+        nvml: ModuleType | None = None,
+        is_model_server: Callable[[int], bool] | None = None,
+    ) -> None:
+        self._is_model_server = is_model_server or command_line_matches(r"vllm")
         if nvml is None:
             import pynvml as nvml_module
 
@@ -63,13 +102,18 @@ class NvmlReader:
         used = total = power = 0.0
         utils: list[float] = []
         processes = 0
-        hottest = 0.0
+        hottest = server_memory = 0.0
         for h in self._handles:
             memory = n.nvmlDeviceGetMemoryInfo(h)
             used += memory.used / GIB
             total += memory.total / GIB
             utils.append(n.nvmlDeviceGetUtilizationRates(h).gpu / 100)
-            processes += len(n.nvmlDeviceGetComputeRunningProcesses(h))
+            running = n.nvmlDeviceGetComputeRunningProcesses(h)
+            processes += len(running)
+            for proc in running:
+                # usedGpuMemory is None where the driver cannot tell (some unified-memory GPUs).
+                if proc.usedGpuMemory and self._is_model_server(proc.pid):
+                    server_memory += proc.usedGpuMemory / GIB
             power += n.nvmlDeviceGetPowerUsage(h) / 1000
             hottest = max(hottest, float(n.nvmlDeviceGetTemperature(h, n.NVML_TEMPERATURE_GPU)))
         return GpuSample(
@@ -80,6 +124,7 @@ class NvmlReader:
             processes=processes,
             power_w=round(power, 1),
             temperature_c=hottest,
+            model_server_vram_gb=round(server_memory, 3),
         )
 
     def close(self) -> None:
@@ -90,9 +135,9 @@ def status_update(node_id: str, sample: GpuSample) -> dict[str, Any]:
     """The body of `POST /api/llm/nodes/status` for a sample."""
     return {
         "node_id": node_id,
-        "vram_used_gb": sample.vram_used_gb,
+        "vram_used_gb": sample.other_vram_gb,
         "compute_utilization": min(1.0, max(0.0, sample.utilization)),
-        "gpu": asdict(sample),
+        "gpu": {**asdict(sample), "other_vram_gb": sample.other_vram_gb},
     }
 
 

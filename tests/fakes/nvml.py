@@ -23,6 +23,8 @@ class FakeGpu:
     total_gib: float = 139.8
     util_percent: int = 0
     processes: int = 0
+    process_gib: list[float | None] = field(default_factory=list)
+    """Memory of each compute process (pids 1000, 1001, ...); else `processes` of 1 GiB."""
     power_mw: int = 118_000
     temperature_c: int = 31
 
@@ -62,7 +64,11 @@ class FakeNvml:
         return SimpleNamespace(gpu=h.util_percent, memory=0)
 
     def nvmlDeviceGetComputeRunningProcesses(self, h: FakeGpu) -> list[Any]:
-        return [SimpleNamespace(pid=1000 + i, usedGpuMemory=GIB) for i in range(h.processes)]
+        sizes = h.process_gib or [1.0] * h.processes
+        return [
+            SimpleNamespace(pid=1000 + i, usedGpuMemory=None if gib is None else int(gib * GIB))
+            for i, gib in enumerate(sizes)
+        ]
 
     def nvmlDeviceGetPowerUsage(self, h: FakeGpu) -> int:
         return h.power_mw

@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
+import time
 
 import pytest
 
 from cli.main import main
-from cluster.node_agent import NodeAgent, NvmlReader, NvmlUnavailable
+from cluster.node_agent import (
+    NodeAgent,
+    NvmlReader,
+    NvmlUnavailable,
+    command_line_matches,
+    status_update,
+)
 from server import create_app
 from service.auth import ADMIN, issue_token
 from tests.conftest import FakeCluster
@@ -25,7 +35,7 @@ def test_reader_sums_every_gpu() -> None:
             FakeGpu(used_gib=0.6, util_percent=0, temperature_c=55),
         ]
     )
-    sample = NvmlReader(nvml).read()  # type: ignore[arg-type]
+    sample = NvmlReader(nvml, is_model_server=lambda pid: False).read()  # type: ignore[arg-type]
     assert sample.gpus == 2
     assert sample.vram_used_gb == pytest.approx(22.2, abs=0.01)
     assert sample.vram_total_gb == pytest.approx(279.6, abs=0.01)
@@ -51,7 +61,8 @@ async def test_agent_reports_and_the_router_shows_it(router_server: RouterServer
     nvml = FakeNvml(
         [FakeGpu(used_gib=21.6, util_percent=99, processes=1, power_mw=692_000, temperature_c=44)]
     )
-    agent = NodeAgent("gb10-node-1", router_server.url, TOKEN, NvmlReader(nvml), interval_s=0.01)  # type: ignore[arg-type]
+    reader = NvmlReader(nvml, is_model_server=lambda pid: False)  # type: ignore[arg-type]
+    agent = NodeAgent("gb10-node-1", router_server.url, TOKEN, reader, interval_s=0.01)
     await agent.run(iterations=2)
     await agent.aclose()
     with router_server.client(router_server.analyst) as c:
@@ -62,6 +73,54 @@ async def test_agent_reports_and_the_router_shows_it(router_server: RouterServer
     assert node["compute_utilization"] == 0.99
     assert node["gpu"]["power_w"] == 692.0 and node["gpu"]["processes"] == 1
     assert node["telemetry_at"] is not None
+
+
+def test_model_server_memory_is_reported_apart() -> None:
+    # vLLM holds 100 GiB (weights and its preallocated KV cache), a fine-tune 8 GiB.
+    nvml = FakeNvml([FakeGpu(used_gib=108.6, total_gib=128, process_gib=[100.0, 8.0, None])])
+    sample = NvmlReader(nvml, is_model_server=lambda pid: pid == 1000).read()  # type: ignore[arg-type]
+    assert sample.model_server_vram_gb == pytest.approx(100.0)
+    assert sample.other_vram_gb == pytest.approx(8.6, abs=0.01)
+    body = status_update("gb10-node-1", sample)
+    assert body["vram_used_gb"] == pytest.approx(8.6, abs=0.01)
+    assert body["gpu"]["vram_used_gb"] == pytest.approx(108.6, abs=0.01)
+
+
+def test_model_servers_are_found_by_command_line() -> None:
+    matches = command_line_matches(r"vllm\.entrypoints")
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(30)", "vllm.entrypoints.openai"]
+    )
+    try:
+        # Until the child has exec'd, its command line is still this process's.
+        deadline = time.monotonic() + 10
+        while not matches(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert matches(proc.pid)
+        assert not matches(os.getpid())
+        assert not matches(2**22 + 17)  # no such process
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+async def test_a_vllm_node_reported_by_the_agent_still_takes_work(
+    router_server: RouterServer,
+) -> None:
+    nvml = FakeNvml([FakeGpu(used_gib=75.0, total_gib=80, process_gib=[74.0])])
+    reader = NvmlReader(nvml, is_model_server=lambda pid: pid == 1000)  # type: ignore[arg-type]
+    agent = NodeAgent("gb10-node-1", router_server.url, TOKEN, reader, interval_s=0.01)
+    await agent.run(iterations=1)
+    await agent.aclose()
+    with router_server.client(router_server.analyst) as c:
+        node = next(
+            n for n in c.get("/api/llm/nodes").json()["nodes"] if n["node_id"] == "gb10-node-1"
+        )
+        assert node["vram_used_gb"] == pytest.approx(1.0, abs=0.01)
+        assert node["gpu"]["model_server_vram_gb"] == pytest.approx(74.0)
+        r = c.post("/api/llm/process", json={"prompt": "hello", "model": "deepseek"})
+    assert r.status_code == 200, r.text
+    assert r.json()["scheduling"]["node"]["node_id"] == "gb10-node-1"
 
 
 async def test_agent_rides_out_a_router_restart(
