@@ -48,6 +48,12 @@ CONTENTION = 0.15
 SIZE_SIGMA = 1.0
 
 
+def job_speed(batch: float, background: float) -> float:
+    """Work per second each of `batch` jobs on one GPU gets, the GPU's `background` share
+    taken by other work: all share its decode steps."""
+    return (1 - background) / (1 + CONTENTION * (max(batch, 1) - 1))
+
+
 @dataclass
 class SimNode:
     node_id: str
@@ -64,17 +70,15 @@ class SimNode:
     batch: dict[int, float] = field(default_factory=dict)
     """Running jobs by sequence number: the node's work clock at which each one finishes."""
     clock: float = 0.0
-    """Work done so far by each job that has run on this node since `updated`'s epoch."""
+    """Work each job in the batch has received since the node started (all advance alike)."""
     updated: float = 0.0
     """Simulated time `clock` was last brought up to date."""
     version: int = 0
     """Bumped when the batch changes, so a stale finish event is recognised."""
 
     def speed(self) -> float:
-        """Work per second each running job gets: all share the GPU's decode steps."""
-        if not self.running:
-            return 1.0
-        return (1 - self.background) / (1 + CONTENTION * (self.running - 1))
+        """Work per second each running job gets now."""
+        return job_speed(self.running, self.background)
 
     def advance(self, now: float) -> None:
         self.clock += (now - self.updated) * self.speed()
@@ -148,7 +152,7 @@ def capacity(nodes: list[SimNode]) -> float:
     # Saturated, a node runs max_jobs at once, each slowed by contention and background load;
     # the models' demand is shared among their nodes in proportion to those nodes' speed.
     def speed(n: SimNode) -> float:
-        return n.max_jobs * (1 - n.background) / (1 + CONTENTION * (n.max_jobs - 1))
+        return n.max_jobs * job_speed(n.max_jobs, n.background)
 
     demand = {n.node_id: 0.0 for n in nodes}
     for primary, _, share in TASKS:
@@ -168,22 +172,23 @@ def service_floor(nodes: list[SimNode], jobs: list[SimJob], pct: float = 95) -> 
     set by the load, not by where the jobs go.
     """
     span = jobs[-1].arrival - jobs[0].arrival
+    serving = {m: [n for n in nodes if m in n.models] for m in BASE_SERVICE_S}
     work: dict[str, float] = {n.node_id: 0.0 for n in nodes}
     for job in jobs:
-        serving = [n for n in nodes if job.models[0] in n.models]
-        for n in serving:
-            work[n.node_id] += job.size * BASE_SERVICE_S[job.models[0]] / len(serving) / span
-    slowdown = {}
+        model = job.models[0]
+        for n in serving[model]:
+            work[n.node_id] += job.size * BASE_SERVICE_S[model] / len(serving[model]) / span
+    speed = {}
     for n in nodes:
         # Work done per second with b jobs batched is b / (1 + C (b - 1)), times the node's
         # free share; solve for the b that matches the work arriving.
         demand = work[n.node_id] / (1 - n.background)
         batch = max(1.0, demand * (1 - CONTENTION) / (1 - demand * CONTENTION))
-        slowdown[n.node_id] = (1 + CONTENTION * (batch - 1)) / (1 - n.background)
+        speed[n.node_id] = job_speed(batch, n.background)
     times = sorted(
         job.size
         * BASE_SERVICE_S[job.models[0]]
-        * min(slowdown[n.node_id] for n in nodes if job.models[0] in n.models)
+        / max(speed[n.node_id] for n in serving[job.models[0]])
         for job in jobs
     )
     return times[min(len(times) - 1, int(len(times) * pct / 100))]
