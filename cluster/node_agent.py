@@ -137,7 +137,7 @@ def status_update(node_id: str, sample: GpuSample) -> dict[str, Any]:
         "node_id": node_id,
         "vram_used_gb": sample.other_vram_gb,
         "compute_utilization": min(1.0, max(0.0, sample.utilization)),
-        "gpu": {**asdict(sample), "other_vram_gb": sample.other_vram_gb},
+        "gpu": asdict(sample),
     }
 
 

@@ -75,9 +75,8 @@ class GpuTelemetry(BaseModel):
     power_w: float = Field(ge=0)
     temperature_c: float
     model_server_vram_gb: float = Field(default=0.0, ge=0)
-    """Held by the node's model servers (weights, preallocated KV cache)."""
-    other_vram_gb: float | None = Field(default=None, ge=0)
-    """In use by anything else; what `vram_used_gb` of the update carries."""
+    """Held by the node's model servers (weights, preallocated KV cache); the update's own
+    `vram_used_gb` carries the rest."""
 
 
 class NodeStatusUpdate(BaseModel):

@@ -7,7 +7,9 @@ import os
 import subprocess
 import sys
 import time
+from typing import Any
 
+import httpx
 import pytest
 
 from cli.main import main
@@ -26,6 +28,12 @@ from tests.fakes.nvml import FakeGpu, FakeNvml
 from tests.integration.conftest import SECRET, RouterServer
 
 TOKEN = issue_token(SECRET, user="agent", tenant="acme", roles=[ADMIN])
+
+
+def node_1(client: httpx.Client) -> dict[str, Any]:
+    """gb10-node-1 as `GET /api/llm/nodes` shows it."""
+    nodes: list[dict[str, Any]] = client.get("/api/llm/nodes").json()["nodes"]
+    return next(n for n in nodes if n["node_id"] == "gb10-node-1")
 
 
 def test_reader_sums_every_gpu() -> None:
@@ -66,9 +74,7 @@ async def test_agent_reports_and_the_router_shows_it(router_server: RouterServer
     await agent.run(iterations=2)
     await agent.aclose()
     with router_server.client(router_server.analyst) as c:
-        node = next(
-            n for n in c.get("/api/llm/nodes").json()["nodes"] if n["node_id"] == "gb10-node-1"
-        )
+        node = node_1(c)
     assert node["vram_used_gb"] == pytest.approx(21.6, abs=0.01)
     assert node["compute_utilization"] == 0.99
     assert node["gpu"]["power_w"] == 692.0 and node["gpu"]["processes"] == 1
@@ -113,9 +119,7 @@ async def test_a_vllm_node_reported_by_the_agent_still_takes_work(
     await agent.run(iterations=1)
     await agent.aclose()
     with router_server.client(router_server.analyst) as c:
-        node = next(
-            n for n in c.get("/api/llm/nodes").json()["nodes"] if n["node_id"] == "gb10-node-1"
-        )
+        node = node_1(c)
         assert node["vram_used_gb"] == pytest.approx(1.0, abs=0.01)
         assert node["gpu"]["model_server_vram_gb"] == pytest.approx(74.0)
         r = c.post("/api/llm/process", json={"prompt": "hello", "model": "deepseek"})
