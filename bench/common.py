@@ -102,3 +102,17 @@ HEADER = (
     "| path                               |     n |  p50 ms |  p99 ms | mean ms |\n"
     "|------------------------------------|-------|---------|---------|---------|"
 )
+
+
+def print_table(samples: dict[str, list[float]]) -> None:
+    """The HEADER table, a row per path."""
+    print(HEADER)
+    for name, values in samples.items():
+        print(row(name, values))
+
+
+def added(samples: dict[str, list[float]], path: str, base: str) -> str:
+    """What `path` adds over `base` at p50 and p99, as text."""
+    p50 = percentile(samples[path], 50) - percentile(samples[base], 50)
+    p99 = percentile(samples[path], 99) - percentile(samples[base], 99)
+    return f"p50 {p50:.2f} ms, p99 {p99:.2f} ms"

@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import HEADER, row
+from bench.common import print_table
 from service.audit import AuditRecord, open_audit_store
 from service.ratelimit import Counters, LimitsPolicy, MemoryCounters, RateLimiter, RedisCounters
 
@@ -70,9 +70,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=1000)
     args = parser.parse_args()
     samples = asyncio.run(measure(args.requests))
-    print(HEADER)
-    for name, values in samples.items():
-        print(row(name, values))
+    print_table(samples)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import httpx
 
-from bench.common import HEADER, fake_node, interleaved, percentile, row
+from bench.common import added, fake_node, interleaved, print_table
 from cluster.runtime import build_runtime
 from cluster.settings import Settings
 from graph.builder import build_graph
@@ -63,13 +63,9 @@ def main() -> None:
     args = parser.parse_args()
     with fake_node() as url:
         samples = asyncio.run(measure(url, args.requests))
-    print(HEADER)
-    for name, values in samples.items():
-        print(row(name, values))
-    graph, pool = samples["graph ainvoke (single)"], samples["ChatOpenAI call (pool)"]
-    p50 = percentile(graph, 50) - percentile(pool, 50)
-    p99 = percentile(graph, 99) - percentile(pool, 99)
-    print(f"\ngraph overhead over the model call: p50 {p50:.2f} ms, p99 {p99:.2f} ms")
+    print_table(samples)
+    overhead = added(samples, "graph ainvoke (single)", "ChatOpenAI call (pool)")
+    print(f"\ngraph overhead over the model call: {overhead}")
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import httpx
 
-from bench.common import HEADER, fake_node, interleaved, percentile, router_process, row
+from bench.common import added, fake_node, interleaved, print_table, router_process
 from service.auth import issue_token
 
 PROMPT = "Analyze this suspicious PowerShell script for malicious intent: IEX(...)"
@@ -63,13 +63,9 @@ def main() -> None:
         ) as router_url,
     ):
         samples = asyncio.run(measure(router_url, node_url, args.requests))
-    print(HEADER)
-    for name, values in samples.items():
-        print(row(name, values))
-    raw, http = samples["raw POST to the node"], samples["POST /api/llm/process"]
-    p50 = percentile(http, 50) - percentile(raw, 50)
-    p99 = percentile(http, 99) - percentile(raw, 99)
-    print(f"\nrouter overhead over a raw POST: p50 {p50:.2f} ms, p99 {p99:.2f} ms")
+    print_table(samples)
+    overhead = added(samples, "POST /api/llm/process", "raw POST to the node")
+    print(f"\nrouter overhead over a raw POST: {overhead}")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import httpx
 
-from bench.common import HEADER, interleaved, percentile, router_process, row
+from bench.common import added, interleaved, print_table, router_process
 from cli.local import running_nodes
 from service.auth import issue_token
 
@@ -63,13 +63,9 @@ def main() -> None:
         node2 = next(s for s in servers if s.name == "gb10-node-2")
         samples = asyncio.run(measure(router_url, node2.url, args.requests))
     print(f"\nmodel: {args.model}, {args.requests} interleaved requests, max_tokens 16")
-    print(HEADER)
-    for name, values in samples.items():
-        print(row(name, values))
-    direct, routed = samples["vLLM directly"], samples["through the router (single)"]
+    print_table(samples)
     print(
-        f"\nadded by the router: p50 {percentile(routed, 50) - percentile(direct, 50):.2f} ms, "
-        f"p99 {percentile(routed, 99) - percentile(direct, 99):.2f} ms"
+        f"\nadded by the router: {added(samples, 'through the router (single)', 'vLLM directly')}"
     )
 
 
