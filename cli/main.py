@@ -15,6 +15,7 @@ from pydantic import SecretStr, ValidationError
 
 from cli import local
 from cluster.errors import RouterError
+from cluster.node_agent import MODEL_SERVER_PATTERN
 from cluster.runtime import RouterRuntime, build_runtime
 from cluster.settings import Settings
 from service.auth import ADMIN, issue_token
@@ -221,9 +222,9 @@ def parser() -> argparse.ArgumentParser:
     agent.add_argument("--count", type=int, default=None, help="stop after this many reports")
     agent.add_argument(
         "--model-server-pattern",
-        default="vllm",
+        default=MODEL_SERVER_PATTERN,
         help="regex over process command lines: the node's model servers, whose GPU memory the "
-        "router accounts for itself (default: vllm)",
+        f"router accounts for itself (default: {MODEL_SERVER_PATTERN})",
     )
     agent.set_defaults(func=cmd_node_agent)
 

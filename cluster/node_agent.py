@@ -16,6 +16,8 @@ import httpx
 
 log = logging.getLogger(__name__)
 GIB = 1024**3
+MODEL_SERVER_PATTERN = r"vllm"
+"""Command lines of the node's model servers, by default."""
 
 
 class NvmlUnavailable(RuntimeError):
@@ -81,7 +83,7 @@ class NvmlReader:
         nvml: ModuleType | None = None,
         is_model_server: Callable[[int], bool] | None = None,
     ) -> None:
-        self._is_model_server = is_model_server or command_line_matches(r"vllm")
+        self._is_model_server = is_model_server or command_line_matches(MODEL_SERVER_PATTERN)
         if nvml is None:
             import pynvml as nvml_module
 
