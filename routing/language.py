@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass
+
+from policies.classification import foreign_script_share
 
 _WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
 
@@ -464,14 +465,6 @@ def instruction_text(prompt: str) -> str:
     return " ".join(kept)
 
 
-def _script_share(text: str) -> float:
-    letters = [c for c in text if c.isalpha()]
-    if not letters:
-        return 0.0
-    foreign = sum(1 for c in letters if not unicodedata.name(c, "LATIN").startswith("LATIN"))
-    return foreign / len(letters)
-
-
 def guess(prompt: str) -> LanguageGuess:
     """Is the instruction written mainly in another language?"""
     return guess_text(instruction_text(prompt))
@@ -491,7 +484,7 @@ def pasted_foreign_share(prompt: str) -> float:
 
 def guess_text(text: str) -> LanguageGuess:
     """Is `text` written mainly in a language other than English?"""
-    script = _script_share(text)
+    script = foreign_script_share(text)
     if script >= 0.5:
         return LanguageGuess(True, script, f"instruction {script:.0%} non-Latin script")
     words = [w.lower() for w in _WORD.findall(text)]
