@@ -2,20 +2,49 @@
 
 from __future__ import annotations
 
+import random
 import socket
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
 import uvicorn
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+    except (OSError, ValueError):
+        return 32768, 60999
+    return int(low), int(high)
+
+
+def _bindable(port: int) -> bool:
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port(count: int = 1) -> int:
+    """First of `count` consecutive TCP ports on 127.0.0.1, all free now.
+
+    The ports lie outside the kernel's ephemeral range: a server that binds
+    seconds later (vLLM takes about 30 s) could otherwise find its port taken
+    by a socket the kernel handed to another process in the meantime.
+    """
+    low, high = _ephemeral_range()
+    first, last = (10000, low - count) if low - count > 11000 else (high + 1, 65535 - count)
+    rng = random.SystemRandom()
+    for _ in range(500):
+        base = rng.randint(first, last)
+        if all(_bindable(base + i) for i in range(count)):
+            return base
+    raise RuntimeError(f"no {count} free consecutive ports in {first}..{last + count}")
 
 
 def wait_http(url: str, timeout_s: float = 30, alive: object = None) -> None:

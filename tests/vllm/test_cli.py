@@ -32,7 +32,7 @@ def cli(*args: str) -> subprocess.Popen[str]:
 
 
 def test_local_nodes_serve_until_ctrl_c_then_stop_cleanly() -> None:
-    base = free_port()
+    base = free_port(count=3)
     proc = cli("local-nodes", "--model", "tiny", "--base-port", str(base))
     assert proc.stdout is not None
     lines: list[str] = []
@@ -59,7 +59,7 @@ def test_local_nodes_serve_until_ctrl_c_then_stop_cleanly() -> None:
 
 
 def test_demo_prints_routing_for_the_four_requests() -> None:
-    proc = cli("demo", "--model", "tiny", "--base-port", str(free_port()))
+    proc = cli("demo", "--model", "tiny", "--base-port", str(free_port(count=4)))
     out, _ = proc.communicate(timeout=400)
     assert proc.returncode == 0, out
     for title, model in [
