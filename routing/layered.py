@@ -67,7 +67,7 @@ class LayeredClassifier:
             "learned_model": None
             if self.model is None
             else {
-                "encoder": "all-MiniLM-L6-v2 (numpy)",
+                "encoder": "all-MiniLM-L6-v2 (onnxruntime)",
                 "training_examples": len(self.model.train_ids),
                 "training_sha256": self.model.training_sha256,
                 "window_tokens": None if self.encoder is None else self.encoder.max_tokens,

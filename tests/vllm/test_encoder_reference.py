@@ -1,4 +1,4 @@
-"""The numpy MiniLM encoder against the reference forward pass in PyTorch/transformers.
+"""The ONNX Runtime MiniLM encoder against the reference forward pass in PyTorch/transformers.
 
 PyTorch lives in the vLLM environment that `local-nodes` builds, so this runs with the
 real-vLLM suite.
@@ -39,7 +39,7 @@ print(json.dumps(out))
 """
 
 
-def test_numpy_encoder_matches_the_reference_model() -> None:
+def test_encoder_matches_the_reference_model() -> None:
     encoder = shared_encoder()
     token_ids = [encoder.token_ids(s) for s in SENTENCES]
     proc = subprocess.run(
