@@ -4,8 +4,9 @@
 
 FILE is JSON lines with `prompt`, `task_hints` and `label` (default: the labelled dev set in
 ../shared/data; `bench/data/holdout.jsonl` is a second set, never trained on). Runs with the
-hints and without them, then times prompts padded with pasted log lines to about 2,000
-characters.
+hints and without them, then times prompts lengthened to 2,000 characters twice: with pasted
+log lines (which the ask extraction sets aside) and with prose (all of it ask, so the encoder
+sees its full window).
 """
 
 from __future__ import annotations
@@ -31,6 +32,17 @@ DEV = ROOT.parent / "shared" / "data" / "routing_dev.jsonl"
 PADDING = (
     "2024-03-11T02:14:55Z sshd[2231]: Failed password for root from 185.220.101.4 port 52344\n"
 )
+
+
+PROSE = (
+    "The night shift reviewed the queue and noted that several finance hosts reached out to "
+    "addresses nobody recognised, which the team wants understood before the morning call. "
+)
+
+
+def padded(prompt: str, padding: str, length: int = 2000) -> str:
+    """`prompt`, a newline, then `padding` repeated, cut at `length` characters."""
+    return (prompt + "\n" + padding * (length // len(padding) + 1))[:length]
 
 
 def macro_f1(pairs: list[tuple[str, str]]) -> float:
@@ -89,15 +101,13 @@ def main() -> None:
             f"{macro_f1(pairs):.3f} | {percentile(latencies, 50):.2f} | "
             f"{percentile(latencies, 99):.2f} |"
         )
-    long_rows = []
-    for row in rows:
-        prompt = row["prompt"] + "\n" + PADDING * ((2000 - len(row["prompt"])) // len(PADDING) + 1)
-        long_rows.append({**row, "prompt": prompt[:2000]})
-    _, latencies = run(classifier, long_rows, False)
-    print(
-        f"| prompts padded to 2,000 chars | | | {percentile(latencies, 50):.2f} | "
-        f"{percentile(latencies, 99):.2f} |"
-    )
+    for name, padding in (("pasted log lines", PADDING), ("prose", PROSE)):
+        long_rows = [{**row, "prompt": padded(row["prompt"], padding)} for row in rows]
+        _, latencies = run(classifier, long_rows, False)
+        print(
+            f"| padded with {name} to 2,000 chars | | | {percentile(latencies, 50):.2f} | "
+            f"{percentile(latencies, 99):.2f} |"
+        )
     print("\nconfusion matrix without hints:\n")
     print(confusion(results[False]))
 

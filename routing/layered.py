@@ -71,6 +71,7 @@ class LayeredClassifier:
                 "training_examples": len(self.model.train_ids),
                 "training_sha256": self.model.training_sha256,
                 "window_tokens": None if self.encoder is None else self.encoder.max_tokens,
+                "int8": None if self.encoder is None else self.encoder.int8,
             },
             "unavailable_reason": self.unavailable_reason,
         }
