@@ -87,17 +87,23 @@ def running_nodes(kind: ModelKind, base_port: int) -> Iterator[tuple[list[VllmSe
 
 
 def _wait_for_interrupt() -> None:
+    """Return on SIGINT or SIGTERM.
+
+    SIGINT gets a handler of its own: a process started in the background of a
+    non-interactive shell inherits SIGINT ignored, and Ctrl-C must still stop the servers.
+    """
     stop = threading.Event()
 
     def handler(signum: int, frame: FrameType | None) -> None:
         stop.set()
 
-    signal.signal(signal.SIGTERM, handler)
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         while not stop.wait(0.5):
             pass
-    except KeyboardInterrupt:
-        pass
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def cmd_local_nodes(args: argparse.Namespace) -> int:

@@ -18,11 +18,21 @@ ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.vllm
 
 
-def cli(*args: str) -> subprocess.Popen[str]:
+# Starts the CLI with SIGINT ignored, as a background job of a non-interactive shell has it
+# (an ignored signal stays ignored across exec).
+SIGINT_IGNORED = (
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+    "os.execv(sys.executable, [sys.executable, '-m', 'cli.main', *sys.argv[1:]])"
+)
+
+
+def cli(*args: str, ignore_sigint: bool = False) -> subprocess.Popen[str]:
+    """`gb10-router *args` in a child process."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LLM_", "ROUTER_"))}
     env.update(PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
+    start = ["-c", SIGINT_IGNORED] if ignore_sigint else ["-m", "cli.main"]
     return subprocess.Popen(
-        [sys.executable, "-m", "cli.main", *args],
+        [sys.executable, *start, *args],
         env=env,
         cwd=ROOT,
         text=True,
@@ -31,26 +41,40 @@ def cli(*args: str) -> subprocess.Popen[str]:
     )
 
 
+def stop(proc: subprocess.Popen[str]) -> None:
+    """SIGTERM (the CLI then stops its servers), SIGKILL if it is still there after 60 s."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 def test_local_nodes_serve_until_ctrl_c_then_stop_cleanly() -> None:
     base = free_port(count=3)
-    proc = cli("local-nodes", "--model", "tiny", "--base-port", str(base))
-    assert proc.stdout is not None
-    lines: list[str] = []
-    deadline = time.monotonic() + 240
-    while "Ctrl-C stops the servers" not in "".join(lines[-1:]):
-        assert time.monotonic() < deadline and proc.poll() is None, "".join(lines)
-        lines.append(proc.stdout.readline())
-    text = "".join(lines)
-    assert "gb10-node-1 ready" in text and "gb10-node-2 ready" in text
-    models = httpx.get(f"http://127.0.0.1:{base + 2}/v1/models", timeout=5).json()
-    assert {m["id"] for m in models["data"]} == {
-        "phi4",
-        "qwen-coder",
-        "llama31",
-        "granite-guardian",
-    }
-    proc.send_signal(signal.SIGINT)
-    rest, _ = proc.communicate(timeout=60)
+    proc = cli("local-nodes", "--model", "tiny", "--base-port", str(base), ignore_sigint=True)
+    try:
+        assert proc.stdout is not None
+        lines: list[str] = []
+        deadline = time.monotonic() + 240
+        while "Ctrl-C stops the servers" not in "".join(lines[-1:]):
+            assert time.monotonic() < deadline and proc.poll() is None, "".join(lines)
+            lines.append(proc.stdout.readline())
+        text = "".join(lines)
+        assert "gb10-node-1 ready" in text and "gb10-node-2 ready" in text
+        models = httpx.get(f"http://127.0.0.1:{base + 2}/v1/models", timeout=5).json()
+        assert {m["id"] for m in models["data"]} == {
+            "phi4",
+            "qwen-coder",
+            "llama31",
+            "granite-guardian",
+        }
+        proc.send_signal(signal.SIGINT)
+        rest, _ = proc.communicate(timeout=60)
+    finally:
+        stop(proc)
     assert proc.returncode == 0, rest
     assert "servers stopped" in rest
     for port in (base + 1, base + 2):
@@ -60,7 +84,10 @@ def test_local_nodes_serve_until_ctrl_c_then_stop_cleanly() -> None:
 
 def test_demo_prints_routing_for_the_four_requests() -> None:
     proc = cli("demo", "--model", "tiny", "--base-port", str(free_port(count=4)))
-    out, _ = proc.communicate(timeout=400)
+    try:
+        out, _ = proc.communicate(timeout=400)
+    finally:
+        stop(proc)
     assert proc.returncode == 0, out
     for title, model in [
         ("threat analysis", "llama31"),
