@@ -1,9 +1,10 @@
-"""Loopback helpers: a free port, and waiting for a server to answer."""
+"""Loopback helpers: a free port, waiting for a server to answer, stopping a server process."""
 
 from __future__ import annotations
 
 import random
 import socket
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -45,6 +46,17 @@ def free_port(count: int = 1) -> int:
         if all(_bindable(base + i) for i in range(count)):
             return base
     raise RuntimeError(f"no {count} free consecutive ports in {first}..{last + count}")
+
+
+def stop_process(proc: subprocess.Popen[Any], grace_s: float) -> None:
+    """SIGTERM, so the process can stop what it started; SIGKILL after `grace_s`."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def wait_http(url: str, timeout_s: float = 30, alive: object = None) -> None:

@@ -12,7 +12,7 @@ import pytest
 from langgraph_sdk import get_client
 
 from tests.conftest import FakeCluster
-from tests.fakes.net import free_port, wait_http
+from tests.fakes.net import free_port, stop_process, wait_http
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.studio
@@ -54,11 +54,7 @@ def studio(fake_cluster: FakeCluster, tmp_path: Path) -> Iterator[str]:
             raise RuntimeError((tmp_path / "langgraph-dev.log").read_text()[-3000:]) from exc
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc, grace_s=15)
         log.close()
 
 

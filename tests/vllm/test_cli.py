@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.fakes.net import free_port
+from tests.fakes.net import free_port, stop_process
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.vllm
@@ -41,17 +41,6 @@ def cli(*args: str, ignore_sigint: bool = False) -> subprocess.Popen[str]:
     )
 
 
-def stop(proc: subprocess.Popen[str]) -> None:
-    """SIGTERM (the CLI then stops its servers), SIGKILL if it is still there after 60 s."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 def test_local_nodes_serve_until_ctrl_c_then_stop_cleanly() -> None:
     base = free_port(count=3)
     proc = cli("local-nodes", "--model", "tiny", "--base-port", str(base), ignore_sigint=True)
@@ -74,7 +63,7 @@ def test_local_nodes_serve_until_ctrl_c_then_stop_cleanly() -> None:
         proc.send_signal(signal.SIGINT)
         rest, _ = proc.communicate(timeout=60)
     finally:
-        stop(proc)
+        stop_process(proc, grace_s=60)  # the CLI stops its vLLM servers on SIGTERM
     assert proc.returncode == 0, rest
     assert "servers stopped" in rest
     for port in (base + 1, base + 2):
@@ -87,7 +76,7 @@ def test_demo_prints_routing_for_the_four_requests() -> None:
     try:
         out, _ = proc.communicate(timeout=400)
     finally:
-        stop(proc)
+        stop_process(proc, grace_s=60)
     assert proc.returncode == 0, out
     for title, model in [
         ("threat analysis", "llama31"),
