@@ -36,6 +36,16 @@ def node_1(client: httpx.Client) -> dict[str, Any]:
     return next(n for n in nodes if n["node_id"] == "gb10-node-1")
 
 
+async def report(
+    router_server: RouterServer, nvml: FakeNvml, model_server_pid: int | None, iterations: int
+) -> None:
+    """Run the agent for gb10-node-1 against the router: `iterations` readings of `nvml`."""
+    reader = NvmlReader(nvml, is_model_server=lambda pid: pid == model_server_pid)  # type: ignore[arg-type]
+    agent = NodeAgent("gb10-node-1", router_server.url, TOKEN, reader, interval_s=0.01)
+    await agent.run(iterations=iterations)
+    await agent.aclose()
+
+
 def test_reader_sums_every_gpu() -> None:
     nvml = FakeNvml(
         [
@@ -69,10 +79,7 @@ async def test_agent_reports_and_the_router_shows_it(router_server: RouterServer
     nvml = FakeNvml(
         [FakeGpu(used_gib=21.6, util_percent=99, processes=1, power_mw=692_000, temperature_c=44)]
     )
-    reader = NvmlReader(nvml, is_model_server=lambda pid: False)  # type: ignore[arg-type]
-    agent = NodeAgent("gb10-node-1", router_server.url, TOKEN, reader, interval_s=0.01)
-    await agent.run(iterations=2)
-    await agent.aclose()
+    await report(router_server, nvml, model_server_pid=None, iterations=2)
     with router_server.client(router_server.analyst) as c:
         node = node_1(c)
     assert node["vram_used_gb"] == pytest.approx(21.6, abs=0.01)
@@ -114,10 +121,7 @@ async def test_a_vllm_node_reported_by_the_agent_still_takes_work(
     router_server: RouterServer,
 ) -> None:
     nvml = FakeNvml([FakeGpu(used_gib=75.0, total_gib=80, process_gib=[74.0])])
-    reader = NvmlReader(nvml, is_model_server=lambda pid: pid == 1000)  # type: ignore[arg-type]
-    agent = NodeAgent("gb10-node-1", router_server.url, TOKEN, reader, interval_s=0.01)
-    await agent.run(iterations=1)
-    await agent.aclose()
+    await report(router_server, nvml, model_server_pid=1000, iterations=1)
     with router_server.client(router_server.analyst) as c:
         node = node_1(c)
         assert node["vram_used_gb"] == pytest.approx(1.0, abs=0.01)
