@@ -79,6 +79,14 @@ def _minilm_graph(w: dict[str, npt.NDArray[np.float32]], int8: bool) -> ModelPro
     """
     g = _GraphBuilder()
     ids = "input_ids"
+    w = dict(w)  # gains each layer's fused q/k/v entries; the caller's dict stays as loaded
+    head = HIDDEN // HEADS
+    split_heads = g.const("split_heads", np.asarray([-1, 3, HEADS, head], dtype=np.int64))
+    join_heads = g.const("join_heads", np.asarray([-1, HIDDEN], dtype=np.int64))
+    scale = g.const("scale", np.asarray(1.0 / np.sqrt(head), dtype=np.float32))
+    sqrt2 = g.const("sqrt2", np.asarray(np.sqrt(2.0), dtype=np.float32))
+    one = g.const("one", np.asarray(1.0, dtype=np.float32))
+    half = g.const("half", np.asarray(0.5, dtype=np.float32))
 
     def dense(x: str, key: str) -> str:
         """x @ W.T + b for the safetensors entries `key`.weight and `key`.bias."""
@@ -116,13 +124,6 @@ def _minilm_graph(w: dict[str, npt.NDArray[np.float32]], int8: bool) -> ModelPro
     type0 = g.const("type0", w["embeddings.token_type_embeddings.weight"][0])
     x = layer_norm(g.op("Add", g.op("Add", words, positions), type0), "embeddings.LayerNorm")
 
-    head = HIDDEN // HEADS
-    split_heads = g.const("split_heads", np.asarray([-1, 3, HEADS, head], dtype=np.int64))
-    join_heads = g.const("join_heads", np.asarray([-1, HIDDEN], dtype=np.int64))
-    scale = g.const("scale", np.asarray(1.0 / np.sqrt(head), dtype=np.float32))
-    sqrt2 = g.const("sqrt2", np.asarray(np.sqrt(2.0), dtype=np.float32))
-    one = g.const("one", np.asarray(1.0, dtype=np.float32))
-    half = g.const("half", np.asarray(0.5, dtype=np.float32))
     for i in range(LAYERS):
         p = f"encoder.layer.{i}."
         att = p + "attention."
