@@ -13,13 +13,16 @@ from typing import IO
 import httpx
 import yaml
 
-from cluster.config import CONFIG_DIR
+from cluster.config import CONFIG_DIR, ClusterConfig, load_cluster_config
 
-#: Which models each stand-in node serves (served-model-name aliases of one server).
-NODE_MODELS = {
-    "gb10-node-1": ["deepseek", "qwen72"],
-    "gb10-node-2": ["phi4", "qwen-coder", "llama31", "granite-guardian"],
-}
+#: The cluster the stand-ins replace: one server per node, serving that node's models.
+DEFAULT_CLUSTER = CONFIG_DIR / "cluster.yaml"
+
+
+def node_models(cluster: ClusterConfig) -> dict[str, list[str]]:
+    """Which models each stand-in node serves (served-model-name aliases of one server)."""
+    return {node.id: list(node.models) for node in cluster.nodes}
+
 
 OFFLINE_ENV = {
     "HF_HUB_OFFLINE": "1",
@@ -125,16 +128,17 @@ class VllmServer:
 
 
 def local_servers(python: Path, model: Path, base_port: int, log_dir: Path) -> list[VllmServer]:
-    """One server per stand-in node, on `base_port + 1`, `base_port + 2`."""
+    """One server per node of the default cluster, on `base_port + 1`, `base_port + 2`, ..."""
+    topology = node_models(load_cluster_config(DEFAULT_CLUSTER))
     return [
         VllmServer(node, python, model, names, base_port + i, log_dir / f"{node}.log")
-        for i, (node, names) in enumerate(NODE_MODELS.items(), start=1)
+        for i, (node, names) in enumerate(topology.items(), start=1)
     ]
 
 
 def write_cluster_config(servers: list[VllmServer], path: Path) -> Path:
     """The default cluster file with each node pointed at its local server."""
-    data = yaml.safe_load((CONFIG_DIR / "cluster.yaml").read_text())
+    data = yaml.safe_load(DEFAULT_CLUSTER.read_text())
     by_node = {s.name: s for s in servers}
     for node in data["nodes"]:
         server = by_node[node["id"]]

@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 
 from policies.placement import URGENT, Limits, NodeView, Weights, place_first_fit
 from policies.queueing import queue_key
-from policies.types import NodeStatus
+from policies.types import NodeStatus, TaskType
+from sim.topology import load_topology
 
 #: Seconds one request takes on an idle GPU, by model.
 BASE_SERVICE_S = {
@@ -22,24 +23,21 @@ BASE_SERVICE_S = {
     "llama31": 2.5,
     "granite-guardian": 0.5,
 }
+#: Nodes, models and routes as the router's own config files give them.
+TOPOLOGY = load_topology()
 #: VRAM one running request reserves (cluster.yaml's job_vram_gb).
-JOB_VRAM_GB = {
-    "deepseek": 6,
-    "qwen72": 5,
-    "phi4": 2,
-    "qwen-coder": 3,
-    "llama31": 3,
-    "granite-guardian": 1,
+JOB_VRAM_GB = TOPOLOGY.job_vram_gb
+#: Share of the requests each task type gets.
+TASK_SHARE = {
+    TaskType.GENERAL_REASONING: 0.15,
+    TaskType.MULTILINGUAL: 0.10,
+    TaskType.STRUCTURED_PARSING: 0.20,
+    TaskType.RULE_GENERATION: 0.15,
+    TaskType.ADVERSARIAL_REASONING: 0.15,
+    TaskType.CLASSIFICATION: 0.25,
 }
 #: Task mix: (primary, fallbacks, share), as config/routing.yaml routes them.
-TASKS = [
-    ("deepseek", ["qwen72"], 0.15),
-    ("qwen72", ["deepseek"], 0.10),
-    ("phi4", ["qwen72"], 0.20),
-    ("qwen-coder", ["deepseek"], 0.15),
-    ("llama31", ["deepseek"], 0.15),
-    ("granite-guardian", ["phi4", "deepseek"], 0.25),
-]
+TASKS = [(r.primary, r.fallbacks, TASK_SHARE[r.task_type]) for r in TOPOLOGY.routes]
 PRIORITIES = [(1, 0.2), (3, 0.5), (5, 0.3)]
 #: Each extra request in a GPU's batch slows every request in it by this share (continuous
 #: batching: a decode step takes longer the more sequences it carries).
@@ -120,21 +118,18 @@ class SimJob:
 
 
 def spec_cluster() -> list[SimNode]:
-    """The specification's two nodes."""
-    return [
-        SimNode("gb10-node-1", frozenset({"deepseek", "qwen72"})),
-        SimNode("gb10-node-2", frozenset({"phi4", "qwen-coder", "llama31", "granite-guardian"})),
-    ]
+    """The specification's two nodes, as config/cluster.yaml lists them."""
+    return [SimNode(n.node_id, n.models, n.vram_total_gb) for n in TOPOLOGY.nodes]
 
 
 def replicated_cluster() -> list[SimNode]:
     """Four nodes: each of the specification's two model sets on two nodes."""
     a, b = spec_cluster()
     return [
-        SimNode("gb10-node-1", a.models),
-        SimNode("gb10-node-2", b.models),
-        SimNode("gb10-node-3", a.models),
-        SimNode("gb10-node-4", b.models),
+        SimNode("gb10-node-1", a.models, a.vram_total_gb),
+        SimNode("gb10-node-2", b.models, b.vram_total_gb),
+        SimNode("gb10-node-3", a.models, a.vram_total_gb),
+        SimNode("gb10-node-4", b.models, b.vram_total_gb),
     ]
 
 

@@ -10,8 +10,9 @@ import pytest
 from pydantic import SecretStr
 
 from cluster.settings import Settings
+from cluster.config import load_cluster_config
 from devnodes.environment import cache_dir, model_dir, vllm_python
-from devnodes.servers import NODE_MODELS, VllmServer, write_cluster_config
+from devnodes.servers import DEFAULT_CLUSTER, VllmServer, node_models, write_cluster_config
 from server import create_app
 from service.auth import ADMIN, issue_token
 from tests.fakes.net import ThreadedServer, free_port
@@ -41,7 +42,7 @@ def vllm_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VllmClust
     logs = cache_dir() / "logs"
     servers = {
         node: VllmServer(node, python, model, names, free_port(), logs / f"test-{node}.log")
-        for node, names in NODE_MODELS.items()
+        for node, names in node_models(load_cluster_config(DEFAULT_CLUSTER)).items()
     }
     for server in servers.values():
         server.start()

@@ -1,0 +1,50 @@
+"""The simulated cluster's topology, read from `config/` rather than written out again."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from cluster.config import CONFIG_DIR, load_cluster_config, load_routing_policy
+from policies.types import TaskType
+
+
+@dataclass(frozen=True)
+class NodeShape:
+    """A node as the simulator needs it: its id, models and VRAM."""
+
+    node_id: str
+    models: frozenset[str]
+    vram_total_gb: float
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where one task type's requests go: its primary model, then its fallbacks."""
+
+    task_type: TaskType
+    primary: str
+    fallbacks: list[str]
+
+
+@dataclass(frozen=True)
+class Topology:
+    """Nodes, the VRAM one request reserves per model, and each task type's models."""
+
+    nodes: list[NodeShape]
+    job_vram_gb: dict[str, float]
+    routes: list[Route]
+
+
+def load_topology(
+    cluster_path: Path = CONFIG_DIR / "cluster.yaml",
+    routing_path: Path = CONFIG_DIR / "routing.yaml",
+) -> Topology:
+    """The topology the router itself would load from these files."""
+    cluster = load_cluster_config(cluster_path)
+    policy = load_routing_policy(routing_path)
+    return Topology(
+        nodes=[NodeShape(n.id, frozenset(n.models), n.vram_total_gb) for n in cluster.nodes],
+        job_vram_gb={name: m.job_vram_gb for name, m in cluster.models.items()},
+        routes=[Route(t, p.primary, list(p.fallbacks)) for t, p in policy.task_types.items()],
+    )
