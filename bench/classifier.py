@@ -21,10 +21,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from app.runtime import build_classifier
+from app.settings import Settings
 from bench.common import percentile
 from cluster.config import CONFIG_DIR, load_routing_policy
-from cluster.runtime import build_classifier
-from cluster.settings import Settings
 from policies.types import TaskType
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -19,8 +19,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from app.backends import open_audit_store
 from bench.common import print_table
-from service.audit import AuditRecord, open_audit_store
+from service.audit import AuditRecord
 from service.ratelimit import Counters, LimitsPolicy, MemoryCounters, RateLimiter, RedisCounters
 
 POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"

@@ -18,9 +18,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import httpx
 
+from app.runtime import build_runtime
+from app.settings import Settings
 from bench.common import added, fake_node, interleaved, print_table
-from cluster.runtime import build_runtime
-from cluster.settings import Settings
 from graph.builder import build_graph
 
 PROMPT = "Analyze this suspicious PowerShell script for malicious intent: IEX(...)"
@@ -31,7 +31,7 @@ async def measure(url: str, n: int) -> dict[str, list[float]]:
     runtime = build_runtime(Settings(llm_node_1_url=url, llm_node_2_url=url, llm_max_retries=0))
     graph = build_graph().compile()
     body = {"model": "llama31", "messages": [{"role": "user", "content": PROMPT}], "logprobs": True}
-    endpoint = runtime.pool.endpoint("llama31")
+    endpoint = runtime.pool.endpoint("llama31", "gb10-node-2")
     async with httpx.AsyncClient() as client:
 
         async def raw() -> None:
@@ -39,11 +39,12 @@ async def measure(url: str, n: int) -> dict[str, list[float]]:
             r.raise_for_status()
 
         async def pool_call() -> None:
-            await runtime.pool.call_model("llama31", PROMPT)
+            await runtime.pool.call_model("llama31", PROMPT, node_id="gb10-node-2")
 
         async def graph_call() -> None:
-            out = await graph.ainvoke({"prompt": PROMPT, "task_hints": HINTS}, context=runtime)
-            assert out["routing"]["model"] == "llama31"
+            request = {"prompt": PROMPT, "task_hints": HINTS}
+            out = await graph.ainvoke(request, context=runtime.context)
+            assert out["routing"].model == "llama31"
 
         samples = await interleaved(
             {

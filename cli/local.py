@@ -123,7 +123,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     import uvicorn
     from pydantic import SecretStr
 
-    from cluster.settings import Settings
+    from app.settings import Settings
     from server import create_app
     from service.auth import issue_token
 

@@ -13,11 +13,11 @@ from typing import Any
 
 from pydantic import SecretStr, ValidationError
 
+from app.runtime import RouterRuntime, build_runtime
+from app.settings import Settings
 from cli import local
-from cluster.errors import RouterError
 from cluster.node_agent import MODEL_SERVER_PATTERN
-from cluster.runtime import RouterRuntime, build_runtime
-from cluster.settings import Settings
+from policies.errors import RouterError
 from service.auth import ADMIN, issue_token
 
 
@@ -64,8 +64,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
+    from service.responses import routing_json
+
     decision = _runtime(args).router.decide(args.prompt, args.hint or [])
-    print(json.dumps(decision.to_dict(), indent=2))
+    print(json.dumps(routing_json(decision), indent=2))
     return 0
 
 
@@ -134,7 +136,8 @@ def cmd_node_agent(args: argparse.Namespace) -> int:
 def cmd_audit_export(args: argparse.Namespace) -> int:
     import asyncio
 
-    from service.audit import AuditQuery, open_audit_store, to_jsonl
+    from app.backends import open_audit_store
+    from service.audit import AuditQuery, to_jsonl
 
     settings = _settings(args)
     filters = {k: v for k, v in {"tenant": args.tenant, "user_id": args.user}.items() if v}

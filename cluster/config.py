@@ -9,7 +9,7 @@ from typing import Any
 import yaml
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
-from cluster.errors import UnknownModel
+from policies.errors import UnknownModel
 from policies.routing_policy import RoutingPolicy
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
@@ -126,6 +126,14 @@ class ClusterConfig(BaseModel):
         """The deployment's ChatOpenAI base_url."""
         return dep.base_url.format(node_url=node.url.rstrip("/"), model=model)
 
+    def served_models(self) -> list[str]:
+        """Models loaded on at least one node, in catalogue order."""
+        return [m for m in self.models if any(m in node.models for node in self.nodes)]
+
+    def serving(self, model: str) -> list[NodeConfig]:
+        """The nodes that load `model`, in config order."""
+        return [node for node in self.nodes if model in node.models]
+
     def require_model(self, name: str) -> ModelConfig:
         """The model called `name`; UnknownModel naming the valid ones."""
         try:
@@ -173,7 +181,7 @@ def load_routing_policy(path: Path) -> RoutingPolicy:
 
 def check_policy_models(policy: RoutingPolicy, cluster: ClusterConfig) -> None:
     """Raise ValueError when the policy names a model that no node serves."""
-    served = {m for node in cluster.nodes for m in node.models}
+    served = cluster.served_models()
     if policy.judge.enabled and policy.judge.model not in served:
         raise ValueError(f"judge.model: {policy.judge.model!r} is served by no node")
     for task, task_policy in policy.task_types.items():

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,8 +14,11 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 from langchain_openai import ChatOpenAI
 from pydantic import SecretStr
 
+from cluster.completion import CallResult, Completion, Usage
 from cluster.config import ClusterConfig
-from cluster.errors import (
+from cluster.health import HealthBoard
+from policies.confidence import confidence_from_logprobs
+from policies.errors import (
     BackendRejected,
     BackendTimeout,
     BackendUnavailable,
@@ -25,7 +27,6 @@ from cluster.errors import (
     UnknownModel,
     UnknownNode,
 )
-from policies.confidence import confidence_from_logprobs
 
 #: Generation parameters a request may set; others are refused rather than silently dropped.
 ALLOWED_PARAMETERS = frozenset(
@@ -44,32 +45,14 @@ ALLOWED_PARAMETERS = frozenset(
 
 @dataclass
 class Endpoint:
-    """One model on one node, its client and its health."""
+    """One model on one node and the ChatOpenAI client bound to it."""
 
     node_id: str
     model: str
     served_name: str
     base_url: str
     llm: ChatOpenAI
-    healthy: bool = True
-    consecutive_failures: int = 0
-    last_error: str | None = None
-    last_latency_ms: float | None = None
     in_flight: int = 0
-    calls: int = 0
-    failures: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "model_name": self.model,
-            "node_id": self.node_id,
-            "endpoint_url": self.base_url,
-            "served_name": self.served_name,
-            "is_available": self.healthy,
-            "last_error": self.last_error,
-            "calls": self.calls,
-            "failures": self.failures,
-        }
 
 
 @dataclass(frozen=True)
@@ -79,7 +62,6 @@ class PoolOptions:
     timeout_s: float = 60.0
     max_retries: int = 1
     request_logprobs: bool = True
-    failures_before_unhealthy: int = 1
     extra_client_kwargs: dict[str, Any] = field(default_factory=dict)
 
 
@@ -106,38 +88,31 @@ def _error_from(exc: Exception, endpoint: Endpoint) -> RouterError:
     return BackendUnavailable(f"{where} failed: {type(exc).__name__}: {exc}")
 
 
-def completion_dict(
+def call_result(
     message: AIMessage, endpoint: Endpoint, latency_ms: float, created: int
-) -> dict[str, Any]:
-    """An AIMessage in the OpenAI chat-completion shape, with latency, node and confidence."""
+) -> CallResult:
+    """An AIMessage as a call result: the completion, with latency, node and confidence."""
     meta = message.response_metadata
     usage = message.usage_metadata or {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0}
     tokens = (meta.get("logprobs") or {}).get("content") or []
     confidence = confidence_from_logprobs([t["logprob"] for t in tokens if "logprob" in t])
     content = message.content if isinstance(message.content, str) else str(message.content)
-    return {
-        "id": meta.get("id") or message.id,
-        "object": "chat.completion",
-        "created": created,
-        "model": meta.get("model_name") or endpoint.served_name,
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": content},
-                "finish_reason": meta.get("finish_reason"),
-            }
-        ],
-        "usage": {
-            "prompt_tokens": usage["input_tokens"],
-            "completion_tokens": usage["output_tokens"],
-            "total_tokens": usage["total_tokens"],
-        },
-        "model_name": endpoint.model,
-        "node_id": endpoint.node_id,
-        "endpoint": endpoint.base_url,
-        "latency_ms": round(latency_ms, 3),
-        "confidence": confidence,
-    }
+    completion = Completion(
+        id=str(meta.get("id") or message.id),
+        model=str(meta.get("model_name") or endpoint.served_name),
+        content=content,
+        finish_reason=meta.get("finish_reason"),
+        usage=Usage(usage["input_tokens"], usage["output_tokens"], usage["total_tokens"]),
+        created=created,
+    )
+    return CallResult(
+        completion=completion,
+        model=endpoint.model,
+        node_id=endpoint.node_id,
+        endpoint=endpoint.base_url,
+        latency_ms=round(latency_ms, 3),
+        confidence=confidence,
+    )
 
 
 @dataclass
@@ -159,9 +134,11 @@ class LLMPool:
         self,
         cluster: ClusterConfig,
         options: PoolOptions,
+        health: HealthBoard,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self._options = options
+        self._health = health
         self._clock = clock
         self._endpoints: dict[tuple[str, str], Endpoint] = {}
         # The pool owns its connections: ChatOpenAI's shared default client outlives event loops.
@@ -197,18 +174,15 @@ class LLMPool:
     def endpoints(self) -> list[Endpoint]:
         return list(self._endpoints.values())
 
-    def endpoint(self, model_name: str, node_id: str | None = None) -> Endpoint:
-        """The endpoint of a model (on a node); the least busy healthy one when no node given."""
-        candidates = [e for (n, m), e in self._endpoints.items() if m == model_name]
-        if not candidates:
+    def endpoint(self, model_name: str, node_id: str) -> Endpoint:
+        """The endpoint of a model on a node; UnknownModel or UnknownNode naming what exists."""
+        endpoint = self._endpoints.get((node_id, model_name))
+        if endpoint is not None:
+            return endpoint
+        nodes = [n for (n, m) in self._endpoints if m == model_name]
+        if not nodes:
             raise UnknownModel(f"unknown model {model_name!r}; valid: {', '.join(self.models)}")
-        if node_id is not None:
-            for e in candidates:
-                if e.node_id == node_id:
-                    return e
-            nodes = ", ".join(e.node_id for e in candidates)
-            raise UnknownNode(f"{model_name} is not served on {node_id!r}; it is on {nodes}")
-        return min(candidates, key=lambda e: (not e.healthy, e.in_flight, e.node_id))
+        raise UnknownNode(f"{model_name} is not served on {node_id!r}; it is on {', '.join(nodes)}")
 
     # -- calls --------------------------------------------------------------------
     async def call_model(
@@ -217,16 +191,16 @@ class LLMPool:
         prompt: str,
         parameters: dict[str, Any] | None = None,
         *,
-        node_id: str | None = None,
+        node_id: str,
         system: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> CallResult:
         """One chat completion; raises a RouterError subclass on failure."""
         endpoint = self.endpoint(model_name, node_id)
         params = check_parameters(parameters)
         async with self._tracked(endpoint) as call:
             message = await endpoint.llm.ainvoke(_messages(prompt, system), **params)
         assert isinstance(message, AIMessage)
-        return completion_dict(message, endpoint, call.latency_ms, int(time.time()))
+        return call_result(message, endpoint, call.latency_ms, int(time.time()))
 
     async def stream_model(
         self,
@@ -234,7 +208,7 @@ class LLMPool:
         prompt: str,
         parameters: dict[str, Any] | None = None,
         *,
-        node_id: str | None = None,
+        node_id: str,
         system: str | None = None,
     ) -> AsyncIterator[str]:
         """The answer's text as the server streams it; RouterError subclasses on failure."""
@@ -247,57 +221,21 @@ class LLMPool:
 
     @asynccontextmanager
     async def _tracked(self, endpoint: Endpoint) -> AsyncIterator[_Call]:
-        """Count a call; health follows its outcome; failures become RouterErrors."""
+        """Count a call; its outcome goes on the health board; failures become RouterErrors."""
         call = _Call()
+        where = (endpoint.node_id, endpoint.model)
         endpoint.in_flight += 1
-        endpoint.calls += 1
+        self._health.record_call(*where)
         started = self._clock()
         try:
             yield call
         except (openai.OpenAIError, TimeoutError, OSError) as exc:
-            self._record_failure(endpoint, exc)
+            refused = isinstance(exc, openai.APIStatusError) and 400 <= exc.status_code < 500
+            self._health.record_failure(
+                *where, f"{type(exc).__name__}: {exc}", server_side=not refused
+            )
             raise _error_from(exc, endpoint) from exc
         finally:
             endpoint.in_flight -= 1
         call.latency_ms = (self._clock() - started) * 1000
-        self._record_success(endpoint, call.latency_ms)
-
-    async def call_multiple_models(
-        self,
-        model_names: Sequence[str],
-        prompt: str,
-        parameters: dict[str, Any] | None = None,
-    ) -> list[dict[str, Any]]:
-        """Call several models concurrently; a failed call becomes `{model_name, error}`."""
-        for name in model_names:
-            self.endpoint(name)
-        outcomes = await asyncio.gather(
-            *(self.call_model(name, prompt, parameters) for name in model_names),
-            return_exceptions=True,
-        )
-        results: list[dict[str, Any]] = []
-        for name, outcome in zip(model_names, outcomes, strict=True):
-            if isinstance(outcome, RouterError):
-                results.append({"model_name": name, "error": outcome.to_dict()})
-            elif isinstance(outcome, BaseException):
-                raise outcome
-            else:
-                results.append(outcome)
-        return results
-
-    def _record_success(self, endpoint: Endpoint, latency_ms: float) -> None:
-        endpoint.healthy = True
-        endpoint.consecutive_failures = 0
-        endpoint.last_error = None
-        endpoint.last_latency_ms = latency_ms
-
-    def _record_failure(self, endpoint: Endpoint, exc: Exception) -> None:
-        endpoint.failures += 1
-        endpoint.consecutive_failures += 1
-        endpoint.last_error = f"{type(exc).__name__}: {exc}"
-        client_side = isinstance(exc, openai.APIStatusError) and 400 <= exc.status_code < 500
-        if (
-            not client_side
-            and endpoint.consecutive_failures >= self._options.failures_before_unhealthy
-        ):
-            endpoint.healthy = False
+        self._health.record_success(*where, call.latency_ms)

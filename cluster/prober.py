@@ -10,7 +10,6 @@ from dataclasses import dataclass
 import httpx
 
 from cluster.config import ClusterConfig
-from cluster.pool import LLMPool
 from cluster.registry import NodeRegistry
 from cluster.vllm_metrics import VllmLoad, parse_vllm_metrics
 
@@ -49,20 +48,19 @@ class ServerReport:
 
 
 class HealthProber:
-    """Probes every server every `interval_s`; node status and load follow the answers."""
+    """Probes every server every `interval_s`; the health board, node status and load follow
+    the answers."""
 
     def __init__(
         self,
         cluster: ClusterConfig,
         registry: NodeRegistry,
-        pool: LLMPool,
         *,
         interval_s: float,
         timeout_s: float,
     ) -> None:
         self._servers = servers_of(cluster)
         self._registry = registry
-        self._pool = pool
         self.interval_s = interval_s
         self._client = httpx.AsyncClient(timeout=timeout_s)
         self._task: asyncio.Task[None] | None = None
@@ -90,10 +88,9 @@ class HealthProber:
         for report in reports:
             by_node[report.server.node_id].append(report)
             for model in report.server.served:
-                endpoint = self._pool.endpoint(model, report.server.node_id)
-                endpoint.healthy = model not in report.down
-                if report.error:
-                    endpoint.last_error = report.error
+                self._registry.health.record_probe(
+                    report.server.node_id, model, up=model not in report.down, error=report.error
+                )
         for node_id, node_reports in by_node.items():
             down = set().union(*(r.down for r in node_reports))
             loads = [r.load for r in node_reports if r.load is not None]

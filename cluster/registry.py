@@ -8,8 +8,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cluster.config import ClusterConfig, NodeConfig
-from cluster.errors import InvalidRequest, UnknownNode
+from cluster.health import HealthBoard
 from cluster.vllm_metrics import VllmLoad
+from policies.errors import InvalidRequest, UnknownNode
 from policies.placement import NodeView
 from policies.types import NodeStatus
 
@@ -26,8 +27,6 @@ class NodeState:
     in_flight: int = 0
     updated_at: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
-    down_models: set[str] = field(default_factory=set)
-    """Models whose server failed its last health probe."""
     load: VllmLoad | None = None
     """vLLM queue and KV-cache use from the last scrape."""
     telemetry_at: float | None = None
@@ -46,7 +45,7 @@ class NodeState:
     def vram_available_gb(self) -> float:
         return max(0.0, self.vram_total_gb - self.reported_used_gb - self.reserved_gb)
 
-    def view(self, fresh: bool = True) -> NodeView:
+    def view(self, down_models: set[str], fresh: bool = True) -> NodeView:
         load = self.load or VllmLoad()
         return NodeView(
             node_id=self.config.id,
@@ -54,7 +53,7 @@ class NodeState:
             vram_total_gb=self.vram_total_gb,
             vram_free_gb=self.vram_available_gb,
             compute_utilization=self.compute_utilization,
-            models=frozenset(m for m in self.config.models if m not in self.down_models),
+            models=frozenset(m for m in self.config.models if m not in down_models),
             in_flight=self.in_flight,
             max_jobs=self.config.max_jobs,
             waiting=load.waiting,
@@ -62,38 +61,17 @@ class NodeState:
             fresh=fresh,
         )
 
-    def to_dict(self) -> dict[str, Any]:
-        """The specification's node shape, plus the router's reservations."""
-        return {
-            "node_id": self.config.id,
-            "hostname": self.config.hostname,
-            "url": self.config.url,
-            "vram_total_gb": self.vram_total_gb,
-            "vram_used_gb": round(self.vram_used_gb, 3),
-            "vram_available_gb": round(self.vram_available_gb, 3),
-            "vram_reserved_gb": round(self.reserved_gb, 3),
-            "compute_utilization": round(self.compute_utilization, 4),
-            "status": self.status.value,
-            "models_loaded": list(self.config.models),
-            "jobs_in_flight": self.in_flight,
-            "updated_at": self.updated_at,
-            "models_down": sorted(self.down_models),
-            "vllm": None
-            if self.load is None
-            else {
-                "num_requests_running": self.load.running,
-                "num_requests_waiting": self.load.waiting,
-                "kv_cache_usage_perc": self.load.kv_cache_usage,
-            },
-            "telemetry_at": self.telemetry_at,
-            **self.extra,
-        }
-
 
 class NodeRegistry:
     """Every node by id; status updates are validated against the node's own limits."""
 
-    def __init__(self, cluster: ClusterConfig, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        cluster: ClusterConfig,
+        health: HealthBoard,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.health = health
         self._clock = clock
         now = clock()
         self._nodes = {
@@ -127,18 +105,21 @@ class NodeRegistry:
         return self._clock() - node.telemetry_at <= self.telemetry_max_age_s
 
     def views(self) -> list[NodeView]:
-        return [n.view(self.is_fresh(n)) for n in self._nodes.values()]
+        return [
+            n.view(self.health.down_models(n.config.id), self.is_fresh(n))
+            for n in self._nodes.values()
+        ]
 
     def record_probe(
         self, node_id: str, *, down_models: set[str], load: VllmLoad | None
     ) -> NodeState:
         """Apply a health probe: offline when every model is down, available when one is back.
 
-        A node an admin marked busy stays busy while it answers.
+        Each model's own health is the health board's (the prober writes it there); a node an
+        admin marked busy stays busy while it answers.
         """
         node = self.get(node_id)
-        node.down_models = set(down_models)
-        all_down = set(node.config.models) <= node.down_models
+        all_down = set(node.config.models) <= down_models
         if all_down:
             node.status = NodeStatus.OFFLINE
         elif node.status is NodeStatus.OFFLINE:

@@ -5,31 +5,25 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from cluster.config import ClusterConfig
-from cluster.errors import CapacityTimeout, NoCapableNode, QueueFull
 from cluster.registry import NodeRegistry
+from policies.errors import CapacityTimeout, NoCapableNode, QueueFull
 from policies.placement import Limits, Placement, Weights, place_first_fit, why_unplaceable
 from policies.queueing import effective_priority, queue_key
-from policies.types import ExecutionMode, NodeStatus
+from policies.types import NodeStatus
 
 
-@dataclass
-class Job:
-    """A unit of work for the cluster, as the specification's Python API builds it."""
+@dataclass(frozen=True)
+class NodeRef:
+    """Where a call runs: node, model, the model's endpoint and the VRAM reserved."""
 
-    job_id: str
+    node_id: str
     model: str
-    priority: int = 3
-    estimated_vram_gb: float | None = None
-    requires_parallel: bool = False
-    requires_chaining: bool = False
-    payload: dict[str, Any] = field(default_factory=dict)
-    timeout_s: float | None = None
+    endpoint: str
+    vram_reserved_gb: float
 
 
 @dataclass(frozen=True)
@@ -42,6 +36,18 @@ class Lease:
     model: str
     vram_gb: float
     reason: str
+
+
+@dataclass(frozen=True)
+class QueueEntry:
+    """A job waiting for capacity, as the queue endpoints show it."""
+
+    job_id: str
+    priority: int
+    effective_priority: float
+    """Its priority after aging: lower runs sooner."""
+    models: list[str]
+    waiting_s: float
 
 
 @dataclass(eq=False)
@@ -98,9 +104,16 @@ class JobScheduler:
     def _check_models(self, models: Sequence[str]) -> None:
         for model in models:
             self._cluster.require_model(model)
-        served = [m for m in models if any(m in n.models for n in self._cluster.nodes)]
-        if not served:
+        if not any(self._cluster.serving(m) for m in models):
             raise NoCapableNode(f"no node serves {', '.join(models)}")
+
+    def serving_nodes(self, model: str) -> list[str]:
+        """Ids of the nodes that load `model`, in config order."""
+        return [node.id for node in self._cluster.serving(model)]
+
+    def free_vram_gb(self, node_id: str) -> float:
+        """VRAM on the node that neither telemetry nor a reservation has taken."""
+        return self._registry.get(node_id).vram_available_gb
 
     def _placement(
         self,
@@ -225,11 +238,13 @@ class JobScheduler:
 
     def _unservable(self, models: Sequence[str]) -> NoCapableNode | None:
         """Why no node could ever serve these models now (all offline, down or too small)."""
+        health = self._registry.health
         for model in models:
-            for node in self._registry.all():
-                if model not in node.config.models or model in node.down_models:
+            for config in self._cluster.serving(model):
+                node = self._registry.get(config.id)
+                if not health.is_up(config.id, model):
                     continue
-                fits = self.job_vram(model) <= node.vram_total_gb - node.config.vram_used_gb
+                fits = self.job_vram(model) <= node.vram_total_gb - config.vram_used_gb
                 if node.status is not NodeStatus.OFFLINE and fits:
                     return None
         return NoCapableNode(
@@ -285,19 +300,19 @@ class JobScheduler:
     def leases(self) -> list[Lease]:
         return list(self._leases.values())
 
-    def queue_snapshot(self) -> list[dict[str, Any]]:
+    def queue_snapshot(self) -> list[QueueEntry]:
         """Waiting jobs in dispatch order."""
         now = self._clock()
         return [
-            {
-                "job_id": w.job_id,
-                "priority": w.priority,
-                "effective_priority": round(
+            QueueEntry(
+                job_id=w.job_id,
+                priority=w.priority,
+                effective_priority=round(
                     effective_priority(w.priority, now - w.enqueued_at, self.aging_s), 3
                 ),
-                "models": list(w.models),
-                "waiting_s": round(now - w.enqueued_at, 3),
-            }
+                models=list(w.models),
+                waiting_s=round(now - w.enqueued_at, 3),
+            )
             for w in self._ordered()
         ]
 
@@ -305,65 +320,8 @@ class JobScheduler:
     def queue_depth(self) -> int:
         return len(self._queue)
 
-    # -- the specification's API -----------------------------------------------------
-    async def schedule_job(self, job: Job) -> dict[str, Any]:
-        """Place and reserve a job (waiting if needed); release with `complete_job`."""
-        started = self._clock()
-        mode = ExecutionMode.SINGLE
-        if job.requires_chaining:
-            mode = ExecutionMode.CHAINED
-        leases = [
-            await self.acquire(
-                job.job_id,
-                [job.model],
-                priority=job.priority,
-                vram_gb=job.estimated_vram_gb,
-                timeout_s=job.timeout_s,
-            )
-        ]
-        waited = self._clock() - started
-        if job.requires_parallel:
-            mode = ExecutionMode.PARALLEL
-            # One more lease on each other node that serves the model and has room.
-            while (
-                extra := self.try_acquire(
-                    job.job_id,
-                    [job.model],
-                    priority=job.priority,
-                    vram_gb=job.estimated_vram_gb,
-                    exclude_nodes=frozenset(lease.node_id for lease in leases),
-                )
-            ) is not None:
-                leases.append(extra)
-        return {
-            "job_id": job.job_id,
-            "execution_mode": mode.value,
-            "queued": waited > 0.001,
-            "queue_wait_s": round(waited, 4),
-            "node": self.node_ref(leases[0]),
-            "nodes": [self.node_ref(lease) for lease in leases],
-            "reason": leases[0].reason,
-        }
-
-    def complete_job(self, job_id: str) -> int:
-        """Release what `schedule_job` reserved for this job."""
-        return self.release_job(job_id)
-
-    @asynccontextmanager
-    async def running(self, job: Job) -> AsyncIterator[dict[str, Any]]:
-        """Schedule a job for the duration of a `with` block."""
-        try:
-            yield await self.schedule_job(job)
-        finally:
-            self.release_job(job.job_id)
-
-    def node_ref(self, lease: Lease) -> dict[str, Any]:
-        """Where a lease runs: node, model, the model's endpoint and the VRAM reserved."""
+    def node_ref(self, lease: Lease) -> NodeRef:
+        """Where a lease runs."""
         node = self._cluster.node(lease.node_id)
-        dep = node.models[lease.model]
-        return {
-            "node_id": lease.node_id,
-            "model": lease.model,
-            "endpoint": ClusterConfig.base_url(node, lease.model, dep),
-            "vram_reserved_gb": lease.vram_gb,
-        }
+        endpoint = ClusterConfig.base_url(node, lease.model, node.models[lease.model])
+        return NodeRef(lease.node_id, lease.model, endpoint, lease.vram_gb)

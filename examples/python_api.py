@@ -7,7 +7,7 @@ Run against live nodes (LLM_NODE_1_URL / LLM_NODE_2_URL) with:
 import asyncio
 import json
 
-from cluster.api import (
+from app.api import (
     Job,
     MergeStrategy,
     get_job_scheduler,

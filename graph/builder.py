@@ -14,11 +14,17 @@ from nodes.schedule import dispatch, schedule
 from nodes.wait_for_capacity import wait_for_capacity
 
 
-def build_graph() -> StateGraph[RouterState, RouterContext, RouterInput, RouterOutput]:
-    """The uncompiled graph; each user compiles its own (server, Studio, tests)."""
+def build_graph(
+    context_schema: type[RouterContext] = RouterContext,
+) -> StateGraph[RouterState, RouterContext, RouterInput, RouterOutput]:
+    """The uncompiled graph; each user compiles its own (server, Studio, tests).
+
+    `context_schema` may be a subclass whose fields have defaults, for hosts (Studio) that
+    bring no context of their own.
+    """
     g = StateGraph(
         RouterState,
-        context_schema=RouterContext,
+        context_schema=context_schema,
         input_schema=RouterInput,
         output_schema=RouterOutput,
     )

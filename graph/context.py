@@ -1,7 +1,41 @@
-"""The runtime context every node receives: the router's parts, built from Settings."""
+"""The runtime context every node receives: the parts a run uses and the knobs it may turn."""
 
-from cluster.runtime import RouterRuntime, build_runtime
+from __future__ import annotations
 
-RouterContext = RouterRuntime
+from dataclasses import dataclass
 
-__all__ = ["RouterContext", "build_runtime"]
+from pydantic import ConfigDict
+from pydantic.json_schema import SkipJsonSchema
+
+from cluster.cache import ResponseCache
+from cluster.merger import MergerAgent
+from cluster.pool import LLMPool
+from cluster.scheduler import JobScheduler
+from routing.router import LLMRouter
+
+
+@dataclass(frozen=True, kw_only=True)
+class RouterContext:
+    """Built once by the composition root and passed to every run (`context=`).
+
+    The parts are live objects, left out of the JSON schema Studio shows; the two knobs
+    default to the process settings and may be set per run.
+    """
+
+    # Lets pydantic (LangServe's and Studio's schemas) accept the live parts' types.
+    __pydantic_config__ = ConfigDict(arbitrary_types_allowed=True)
+
+    router: SkipJsonSchema[LLMRouter]
+    """Decides each request's (or chain operation's) task type and models."""
+    scheduler: SkipJsonSchema[JobScheduler]
+    """Reserves capacity, and queues what does not fit."""
+    pool: SkipJsonSchema[LLMPool]
+    """Calls models through ChatOpenAI clients bound to their nodes."""
+    merger: SkipJsonSchema[MergerAgent]
+    """Merges several answers into one."""
+    cache: SkipJsonSchema[ResponseCache]
+    """Answers of deterministic calls, by tenant."""
+    enable_parallel: bool = True
+    """When false, parallel requests run as single jobs on one model."""
+    max_parallel_jobs: int = 4
+    """Most branches one parallel request fans out to."""

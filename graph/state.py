@@ -8,6 +8,10 @@ from typing import Annotated, Any, Required
 # LangServe builds its schemas from these; on Python 3.11 that needs typing_extensions.
 from typing_extensions import TypedDict
 
+from graph.records import BranchResult, ChainStep, JobResult, JobStatus, SchedulingReport
+from policies.types import ExecutionMode
+from routing.router import RoutingDecision
+
 
 class RouterInput(TypedDict, total=False):
     """What a caller sends."""
@@ -57,8 +61,6 @@ class BranchTask(TypedDict):
     """Chain step (0 outside chains)."""
     branch: int
     """Position among the step's calls."""
-    label: str
-    """Shown in merges, e.g. `granite-guardian@gb10-node-2`."""
     model: str
     """Model to call."""
     node_id: str
@@ -85,45 +87,22 @@ class BranchTask(TypedDict):
     """Look the answer up in, and store it to, the response cache."""
 
 
-class BranchResult(TypedDict):
-    """What one `call_model` produced."""
-
-    step: int
-    """Chain step."""
-    branch: int
-    """Position among the step's calls."""
-    label: str
-    """Who answered."""
-    model: str
-    """Model called."""
-    node_id: str
-    """Node called."""
-    first_item: int | None
-    """Index of the chunk's first item, or None."""
-    item_count: int
-    """Items in the chunk."""
-    result: dict[str, Any] | None
-    """Chat completion, or None when the call failed."""
-    error: dict[str, Any] | None
-    """The failure as {code, message, http_status}, or None."""
-
-
 class RouterOutput(TypedDict, total=False):
-    """The specification's response shape."""
+    """What a run returns; the HTTP layer renders it as the specification's JSON."""
 
     job_id: str
     """The job's id."""
-    status: str
+    status: JobStatus
     """completed (failures raise errors with a code)."""
-    routing: dict[str, Any]
+    routing: RoutingDecision
     """Task type, model, priority, confidence and reasons."""
-    scheduling: dict[str, Any]
+    scheduling: SchedulingReport
     """Execution mode, node(s) and why, queue wait."""
-    result: dict[str, Any]
-    """Chat completion shape, with merge details when several answers met."""
-    execution_mode: str
+    result: JobResult
+    """The answer, with merge details when several answers met."""
+    execution_mode: ExecutionMode
     """single, parallel, chained or queued."""
-    chain: list[dict[str, Any]]
+    chain: list[ChainStep]
     """Each chain step's operation, task type, model, node and output."""
     user: str
     """Who ran the job."""
@@ -134,7 +113,7 @@ class RouterOutput(TypedDict, total=False):
 class RouterState(RouterInput, RouterOutput, total=False):
     """Everything the graph's nodes read and write."""
 
-    planned_mode: str
+    planned_mode: ExecutionMode
     """Mode chosen from the request before capacity is known."""
     plan: list[BranchTask]
     """Calls of the current step, each with reserved capacity."""
@@ -146,3 +125,10 @@ class RouterState(RouterInput, RouterOutput, total=False):
     """Results of every call, all steps; fan-out branches join here."""
     chain_index: int
     """Index of the chain operation being run."""
+
+
+def planned_mode(state: RouterState) -> ExecutionMode | None:
+    """The mode chosen for the run, once classify has chosen it."""
+    mode = state.get("planned_mode")
+    # A PostgreSQL checkpoint keeps string channels as JSON strings: the enum comes back a str.
+    return None if mode is None else ExecutionMode(mode)

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from langgraph.runtime import Runtime
 
-from cluster.errors import BackendTimeout, BackendUnavailable, RouterError
-from cluster.runtime import RouterRuntime
+from cluster.cache import cache_key
+from cluster.completion import CallResult, FailedOver
 from graph.context import RouterContext
-from graph.state import BranchResult, BranchTask
-from service.cache import cache_key
+from graph.records import BranchResult
+from graph.state import BranchTask
+from policies.errors import BackendTimeout, BackendUnavailable, ErrorInfo, RouterError
 
 
-async def _call(ctx: RouterRuntime, task: BranchTask, model: str, node_id: str) -> dict[str, Any]:
+async def _call(ctx: RouterContext, task: BranchTask, model: str, node_id: str) -> CallResult:
     return await ctx.pool.call_model(model, task["prompt"], task["parameters"], node_id=node_id)
 
 
@@ -25,14 +27,13 @@ async def call_model(state: BranchTask, runtime: Runtime[RouterContext]) -> dict
     ctx = runtime.context
     task = state
     model, node_id = task["model"], task["node_id"]
-    result: dict[str, Any] | None = None
-    error: dict[str, Any] | None = None
+    result: CallResult | None = None
+    error: ErrorInfo | None = None
     key = cache_key(task["tenant"], model, task["prompt"], None, task["parameters"])
     if task["cacheable"] and (cached := await ctx.cache.get(key)) is not None:
         ctx.scheduler.release_lease(task["lease_id"])
-        return {
-            "branch_results": [_outcome(task, model, node_id, {**cached, "cache_hit": True}, None)]
-        }
+        hit = dataclasses.replace(cached, cache_hit=True)
+        return {"branch_results": [_outcome(task, model, node_id, hit, None)]}
     try:
         result = await _call(ctx, task, model, node_id)
         if task["cacheable"]:
@@ -46,18 +47,19 @@ async def call_model(state: BranchTask, runtime: Runtime[RouterContext]) -> dict
             exclude_nodes=frozenset({node_id}),
         )
         if failover is None:
-            error = exc.to_dict()
+            error = exc.info()
         else:
             try:
-                result = await _call(ctx, task, failover.model, failover.node_id)
-                result["failed_over_from"] = {"node_id": node_id, "model": model, "error": exc.code}
+                answer = await _call(ctx, task, failover.model, failover.node_id)
+                moved = FailedOver(node_id=node_id, model=model, error=exc.code)
+                result = dataclasses.replace(answer, failed_over_from=moved)
                 model, node_id = failover.model, failover.node_id
             except RouterError as again:
-                error = again.to_dict()
+                error = again.info()
             finally:
                 ctx.scheduler.release(failover)
     except RouterError as exc:
-        error = exc.to_dict()
+        error = exc.info()
     finally:
         ctx.scheduler.release_lease(task["lease_id"])
     return {"branch_results": [_outcome(task, model, node_id, result, error)]}
@@ -67,17 +69,16 @@ def _outcome(
     task: BranchTask,
     model: str,
     node_id: str,
-    result: dict[str, Any] | None,
-    error: dict[str, Any] | None,
+    result: CallResult | None,
+    error: ErrorInfo | None,
 ) -> BranchResult:
     return BranchResult(
         step=task["step"],
         branch=task["branch"],
-        label=f"{model}@{node_id}",
         model=model,
         node_id=node_id,
         first_item=task["first_item"],
         item_count=task["item_count"],
-        result=result,
+        call=result,
         error=error,
     )

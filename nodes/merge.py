@@ -1,88 +1,79 @@
-"""merge: turn the calls' results into the response's `result`."""
+"""merge: turn the calls' results into the job's result."""
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from typing import Any
 
 from langgraph.runtime import Runtime
 
-from cluster.errors import error_from_dict
-from cluster.merger import candidate_from_result, outcome_dict
+from cluster.completion import CallResult, Completion, Usage
+from cluster.merger import candidate
 from graph.context import RouterContext
-from graph.state import BranchResult, RouterState
-from policies.merge import expectation_for
+from graph.records import BranchResult, JobResult, JobStatus
+from graph.state import RouterState, planned_mode
+from policies.errors import ErrorInfo, error_from_info
+from policies.merge import MergeReport, expectation_for
 from policies.modes import default_merge_strategy
-from policies.types import ExecutionMode, MergeStrategy, TaskType
+from policies.types import ExecutionMode, MergeStrategy
 
 
-def _usage(results: list[dict[str, Any]]) -> dict[str, int]:
-    keys = ("prompt_tokens", "completion_tokens", "total_tokens")
-    return {k: sum(int(r["usage"].get(k, 0)) for r in results) for k in keys}
-
-
-def _completion(job_id: str, answer: str, results: list[dict[str, Any]]) -> dict[str, Any]:
-    return {
-        "id": job_id,
-        "object": "chat.completion",
-        "model": "+".join(dict.fromkeys(r["model_name"] for r in results)),
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": answer},
-                "finish_reason": "stop",
-            }
-        ],
-        "usage": _usage(results),
-    }
-
-
-def _branch_summary(b: BranchResult) -> dict[str, Any]:
-    summary: dict[str, Any] = {"label": b["label"], "model": b["model"], "node_id": b["node_id"]}
-    if b["item_count"]:
-        summary["items"] = [b["first_item"], (b["first_item"] or 0) + b["item_count"] - 1]
-    if b["result"] is not None:
-        summary["latency_ms"] = b["result"]["latency_ms"]
-        summary["confidence"] = b["result"]["confidence"]
-    else:
-        summary["error"] = b["error"]
-    return summary
+def _merged(job_id: str, answer: str, calls: list[CallResult]) -> Completion:
+    return Completion(
+        id=job_id,
+        model="+".join(dict.fromkeys(c.model for c in calls)),
+        content=answer,
+        finish_reason="stop",
+        usage=functools.reduce(lambda a, b: a + b, (c.completion.usage for c in calls), Usage()),
+    )
 
 
 async def merge(state: RouterState, runtime: Runtime[RouterContext]) -> dict[str, Any]:
     """One answer from one call, a chain's last step, or several calls merged by strategy."""
-    mode = ExecutionMode.parse(state["planned_mode"])
-    if mode is ExecutionMode.CHAINED:
-        last = [r for r in state["branch_results"] if r["result"] is not None][-1]
-        result = dict(last["result"] or {})
-        result["chain"] = state.get("chain") or []
-        return {"result": result, "status": "completed"}
+    done: dict[str, Any] = {"status": JobStatus.COMPLETED}
+    if planned_mode(state) is ExecutionMode.CHAINED:
+        last = [r.call for r in state["branch_results"] if r.call is not None][-1]
+        return {**done, "result": JobResult(call=last, chain=list(state.get("chain") or []))}
 
-    step = [r for r in state["branch_results"] if r["step"] == 0]
-    step.sort(key=lambda r: (r["first_item"] if r["first_item"] is not None else 0, r["branch"]))
-    ok = [r for r in step if r["result"] is not None]
-    failed = [r for r in step if r["result"] is None]
+    step = [r for r in state["branch_results"] if r.step == 0]
+    step.sort(key=lambda r: (r.first_item if r.first_item is not None else 0, r.branch))
+    ok = [r for r in step if r.call is not None]
+    failed = [r for r in step if r.call is None]
     if not ok:
-        raise error_from_dict(failed[0]["error"] or {"message": "every call failed"})
+        raise error_from_info(
+            failed[0].error or ErrorInfo("router_error", "every call failed", 500)
+        )
     if len(step) == 1:
-        return {"result": ok[0]["result"], "status": "completed"}
+        return {**done, "result": JobResult(call=ok[0].call)}
 
-    results = [dict(r["result"] or {}, label=r["label"]) for r in ok]
-    candidates = [candidate_from_result(r, i) for i, r in enumerate(results)]
-    items = bool(state.get("items"))
-    task_type = TaskType.parse(state["routing"]["task_type"])
+    calls = [r.call for r in ok if r.call is not None]
+    candidates = [candidate(c) for c in calls]
     strategy = MergeStrategy.parse(
-        state.get("merge_strategy") or default_merge_strategy(task_type, items)
+        state.get("merge_strategy")
+        or default_merge_strategy(state["routing"].task_type, bool(state.get("items")))
     )
     outcome = await runtime.context.merger.amerge(
-        candidates, strategy, question=state["prompt"], expect=expectation_for(state["prompt"])
+        candidates,
+        strategy,
+        job_id=state["job_id"],
+        question=state["prompt"],
+        expect=expectation_for(state["prompt"]),
     )
-    merged = outcome_dict(outcome, candidates)
+    report = MergeReport.of(outcome, candidates)
     if failed:
-        merged["notes"].append(
-            f"{len(failed)} of {len(step)} calls failed: "
-            + "; ".join(f"{r['label']}: {(r['error'] or {}).get('code')}" for r in failed)
+        report = dataclasses.replace(
+            report, notes=[*report.notes, _failures_note(failed, len(step))]
         )
-    result = _completion(state["job_id"], outcome.answer, results)
-    result["merge"] = merged
-    result["branches"] = [_branch_summary(r) for r in step]
-    return {"result": result, "status": "completed"}
+    result = JobResult(
+        merged=_merged(state["job_id"], outcome.answer, calls),
+        merge=report,
+        branches=step,
+    )
+    return {**done, "result": result}
+
+
+def _failures_note(failed: list[BranchResult], calls: int) -> str:
+    return f"{len(failed)} of {calls} calls failed: " + "; ".join(
+        f"{r.label}: {r.error.code if r.error else None}" for r in failed
+    )

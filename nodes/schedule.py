@@ -7,66 +7,58 @@ from typing import Any, Literal
 from langgraph.runtime import Runtime
 from langgraph.types import Send
 
-from cluster.runtime import RouterRuntime
+from cluster.cache import cacheable
 from cluster.scheduler import Lease
 from graph.context import RouterContext
-from graph.state import BranchTask, RouterState
-from nodes.classify import chain_prompt
+from graph.records import JobStatus, SchedulingReport
+from graph.state import BranchTask, RouterState, planned_mode
+from nodes.chain_step import chain_prompt
 from policies.batching import chunk_items, numbered_prompt
 from policies.types import ExecutionMode
-from service.cache import cacheable
 
 
 def _task(
     lease: Lease, branch: int, prompt: str, state: RouterState, first_item: int | None, count: int
 ) -> BranchTask:
+    routing = state["routing"]
+    parameters = dict(state.get("parameters") or {})
     return BranchTask(
         step=state.get("chain_index", 0),
         branch=branch,
-        label=f"{lease.model}@{lease.node_id}",
         model=lease.model,
         node_id=lease.node_id,
         lease_id=lease.lease_id,
         prompt=prompt,
-        parameters=dict(state.get("parameters") or {}),
+        parameters=parameters,
         first_item=first_item,
         item_count=count,
         job_id=state["job_id"],
-        priority=int(state["routing"]["priority"]),
+        priority=routing.priority,
         # A fan-out across models keeps each branch on its own model.
-        failover_models=[lease.model]
-        if state.get("models")
-        else list(state["routing"]["candidates"]),
+        failover_models=[lease.model] if state.get("models") else list(routing.candidates),
         tenant=state.get("tenant", ""),
-        cacheable=cacheable(dict(state.get("parameters") or {}), bool(state.get("cache"))),
+        cacheable=cacheable(parameters, bool(state.get("cache"))),
     )
 
 
-def _fan_out_targets(ctx: RouterRuntime, state: RouterState) -> list[tuple[str, str | None]]:
+def _fan_out_targets(ctx: RouterContext, state: RouterState) -> list[tuple[str, str | None]]:
     """(model, node or None) pairs a parallel step may use, in preference order."""
     models = list(state.get("models") or [])
-    for name in models:
-        ctx.cluster.require_model(name)
     if models:
-        return [(m, None) for m in models]
-    routing = state["routing"]
-    candidates = routing["candidates"]
-    pairs: list[tuple[str, str | None]] = [
-        (model, node.id)
-        for model in candidates
-        for node in ctx.cluster.nodes
-        if model in node.models
+        return [(ctx.router.require_model(m), None) for m in models]
+    return [
+        (model, node_id)
+        for model in state["routing"].candidates
+        for node_id in ctx.scheduler.serving_nodes(model)
     ]
-    return pairs
 
 
 def _parallel_leases(
-    ctx: RouterRuntime, state: RouterState, job_id: str, priority: int, first: Lease | None
+    ctx: RouterContext, state: RouterState, job_id: str, priority: int, first: Lease | None
 ) -> list[Lease]:
-    limit = ctx.settings.llm_max_parallel_jobs
     leases = [first] if first is not None else []
     for model, node_id in _fan_out_targets(ctx, state):
-        if len(leases) >= limit:
+        if len(leases) >= ctx.max_parallel_jobs:
             break
         if any(
             lease.model == model and (node_id is None or lease.node_id == node_id)
@@ -84,20 +76,22 @@ async def schedule(state: RouterState, runtime: Runtime[RouterContext]) -> dict[
     ctx = runtime.context
     job_id = state["job_id"]
     routing = state["routing"]
-    priority = int(routing["priority"])
-    mode = ExecutionMode.parse(state["planned_mode"])
+    mode = planned_mode(state)
+    assert mode is not None, "classify plans the mode before schedule runs"
     granted = state.get("granted_lease")
     first = next((lease for lease in ctx.scheduler.leases() if lease.lease_id == granted), None)
     items = list(state.get("items") or [])
     prompt = state["prompt"]
 
     if mode is ExecutionMode.PARALLEL:
-        leases = _parallel_leases(ctx, state, job_id, priority, first)
+        leases = _parallel_leases(ctx, state, job_id, routing.priority, first)
     else:
-        lease = first or ctx.scheduler.try_acquire(job_id, routing["candidates"], priority=priority)
+        lease = first or ctx.scheduler.try_acquire(
+            job_id, routing.candidates, priority=routing.priority
+        )
         leases = [lease] if lease is not None else []
     if not leases:
-        return {"plan": [], "granted_lease": None, "status": "queued"}
+        return {"plan": [], "granted_lease": None, "status": JobStatus.QUEUED}
 
     plan: list[BranchTask] = []
     if mode is ExecutionMode.CHAINED:
@@ -105,9 +99,7 @@ async def schedule(state: RouterState, runtime: Runtime[RouterContext]) -> dict[
             _task(leases[0], 0, chain_prompt(state, state.get("chain_index", 0)), state, None, 0)
         )
     elif items and mode is ExecutionMode.PARALLEL:
-        weights = [
-            ctx.registry.get(lease.node_id).vram_available_gb + lease.vram_gb for lease in leases
-        ]
+        weights = [ctx.scheduler.free_vram_gb(lease.node_id) + lease.vram_gb for lease in leases]
         chunks = chunk_items(items, weights)
         for branch, ((start, chunk), lease) in enumerate(zip(chunks, leases, strict=False)):
             plan.append(
@@ -125,23 +117,20 @@ async def schedule(state: RouterState, runtime: Runtime[RouterContext]) -> dict[
 
     waited = state.get("queue_wait_s", 0.0)
     shown_mode = ExecutionMode.QUEUED if waited and mode is not ExecutionMode.CHAINED else mode
-    refs = [ctx.scheduler.node_ref(lease) for lease in leases]
-    scheduling = {
-        "job_id": job_id,
-        "execution_mode": shown_mode.value,
-        "dispatched_as": mode.value,
-        "node": {k: v for k, v in refs[0].items() if k in ("node_id", "endpoint")},
-        "nodes": refs,
-        "reason": leases[0].reason,
-        "queued": bool(waited),
-        "queue_wait_s": round(waited, 4),
-    }
+    scheduling = SchedulingReport(
+        job_id=job_id,
+        execution_mode=shown_mode,
+        dispatched_as=mode,
+        nodes=[ctx.scheduler.node_ref(lease) for lease in leases],
+        reason=leases[0].reason,
+        queue_wait_s=round(waited, 4),
+    )
     return {
         "plan": plan,
         "granted_lease": None,
         "scheduling": scheduling,
-        "execution_mode": shown_mode.value,
-        "status": "running",
+        "execution_mode": shown_mode,
+        "status": JobStatus.RUNNING,
     }
 
 

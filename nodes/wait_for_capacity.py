@@ -18,8 +18,8 @@ async def wait_for_capacity(state: RouterState, runtime: Runtime[RouterContext])
     started = time.monotonic()
     lease = await ctx.scheduler.acquire(
         state["job_id"],
-        routing["candidates"],
-        priority=int(routing["priority"]),
+        routing.candidates,
+        priority=routing.priority,
         timeout_s=state.get("timeout_s"),
     )
     waited = state.get("queue_wait_s", 0.0) + (time.monotonic() - started)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from policies.routing_policy import RoutingPolicy
-from policies.types import TaskType
+from policies.types import DecisionLayer, TaskType
 
 #: Prompts are classified on their head; pasted logs past this point rarely change the ask.
 MAX_CLASSIFIED_CHARS = 4000
@@ -22,7 +22,7 @@ class Classification:
     confidence: float
     scores: dict[TaskType, float]
     reasons: list[str]
-    layer: str
+    layer: DecisionLayer
 
     def alternates(self) -> list[tuple[TaskType, float]]:
         """The other task types with their scores, best first."""
@@ -98,9 +98,17 @@ class RuleClassifier:
         if total == 0:
             default = self.policy.default_task_type
             return Classification(
-                default, 0.3, scores, ["no rule matched: default task type"], "rules"
+                default, 0.3, scores, ["no rule matched: default task type"], DecisionLayer.RULES
             )
         best = max(TaskType, key=lambda t: (scores[t], t == self.policy.default_task_type))
         # Smoothed share of the vote: one weak match is not certainty.
         confidence = round(scores[best] / (total + 1.0), 4)
-        return Classification(best, confidence, scores, reasons, "rules")
+        return Classification(best, confidence, scores, reasons, DecisionLayer.RULES)
+
+    def with_policy(self, policy: RoutingPolicy) -> RuleClassifier:
+        """The same classifier over another policy's rules and hints."""
+        return RuleClassifier(policy)
+
+    def describe(self) -> dict[str, object]:
+        """Which layers run, for the rules endpoint."""
+        return {"active": "rules", "layers": ["override", "rules"], "unavailable_reason": None}

@@ -53,3 +53,14 @@ class NodeStatus(_NamedEnum):
     AVAILABLE = "available"
     BUSY = "busy"
     OFFLINE = "offline"
+
+
+class DecisionLayer(_NamedEnum):
+    """Which part of the router decided a request's task type."""
+
+    OVERRIDE = "override"
+    LANGUAGE = "language"
+    LEARNED = "learned"
+    RULES = "rules"
+    JUDGE = "judge"
+    OPERATION = "operation"

@@ -6,12 +6,12 @@ import asyncio
 import json
 import re
 from dataclasses import dataclass
+from typing import Any, Protocol
 
-from cluster.errors import RouterError
-from cluster.pool import LLMPool
 from policies.classification import Classification
+from policies.errors import RouterError
 from policies.routing_policy import JudgePolicy
-from policies.types import TaskType
+from policies.types import DecisionLayer, TaskType
 
 SYSTEM = (
     "You label security-operations requests with exactly one task type, by what the request "
@@ -48,11 +48,19 @@ def parse_verdict(text: str) -> TaskType | None:
         return None
 
 
+class ModelCaller(Protocol):
+    """Calls a model outside a job's plan and returns its answer's text; RouterError on failure."""
+
+    async def __call__(
+        self, model: str, prompt: str, parameters: dict[str, Any], *, system: str | None = None
+    ) -> str: ...
+
+
 @dataclass
 class LLMJudge:
     """Asks a model to label a request when the classifier is unsure."""
 
-    pool: LLMPool
+    call: ModelCaller
     policy: JudgePolicy
 
     def wants(self, decision: Classification) -> bool:
@@ -61,8 +69,8 @@ class LLMJudge:
     async def judge(self, prompt: str, decision: Classification) -> Classification:
         """The judge's decision, or `decision` unchanged (with the reason) when it fails."""
         try:
-            result = await asyncio.wait_for(
-                self.pool.call_model(
+            answer = await asyncio.wait_for(
+                self.call(
                     self.policy.model,
                     f"Request:\n{prompt[:4000]}",
                     {"temperature": 0, "max_tokens": 20},
@@ -74,12 +82,14 @@ class LLMJudge:
             return _noted(decision, f"judge {self.policy.model} timed out")
         except RouterError as exc:
             return _noted(decision, f"judge {self.policy.model} failed: {exc.code}")
-        verdict = parse_verdict(result["choices"][0]["message"]["content"] or "")
+        verdict = parse_verdict(answer)
         if verdict is None:
             return _noted(decision, f"judge {self.policy.model} gave no valid task type")
         scores = dict(decision.scores)
         reasons = [*decision.reasons, f"judge {self.policy.model} -> {verdict.value}"]
-        return Classification(verdict, max(decision.confidence, 0.6), scores, reasons, "judge")
+        return Classification(
+            verdict, max(decision.confidence, 0.6), scores, reasons, DecisionLayer.JUDGE
+        )
 
 
 def _noted(decision: Classification, note: str) -> Classification:

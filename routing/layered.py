@@ -7,7 +7,7 @@ from pathlib import Path
 
 from policies.classification import Classification, RuleClassifier
 from policies.routing_policy import RoutingPolicy
-from policies.types import TaskType
+from policies.types import DecisionLayer, TaskType
 from routing.encoder import MiniLMEncoder, shared_encoder
 from routing.features import feature_vector
 from routing.language import ask_text, guess, pasted_foreign_share
@@ -93,7 +93,7 @@ class LayeredClassifier:
                 round(0.8 + 0.2 * language.share, 4),
                 scores,
                 [f"written mainly in another language: {language.reason}"],
-                "language",
+                DecisionLayer.LANGUAGE,
             )
         if self.model is None or self.encoder is None:
             return self.rules.classify(prompt, task_hints)
@@ -111,5 +111,5 @@ class LayeredClassifier:
         ]
         scores = {LABELS[i]: round(float(p), 6) for i, p in enumerate(probs)}
         return Classification(
-            LABELS[best], round(float(probs[best]), 4), scores, reasons, "learned"
+            LABELS[best], round(float(probs[best]), 4), scores, reasons, DecisionLayer.LEARNED
         )

@@ -220,12 +220,5 @@ class PostgresAuditStore:
         await self._pool.close()
 
 
-async def open_audit_store(database_url: str | None, state_dir: Path) -> AuditStore:
-    """PostgreSQL for a postgresql:// URL, else SQLite under `state_dir`."""
-    if database_url and database_url.startswith(("postgres://", "postgresql://")):
-        return await PostgresAuditStore.open(database_url)
-    return await SqliteAuditStore.open(state_dir / "audit.sqlite")
-
-
 def to_jsonl(rows: list[dict[str, Any]]) -> str:
     return "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows)

@@ -6,17 +6,20 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 from fastapi import Depends, Header, HTTPException, Request
 
-from cluster.errors import RouterError, UnknownNode
-from cluster.runtime import RouterRuntime
+from cluster.health import HealthBoard
+from cluster.registry import NodeRegistry
+from graph.context import RouterContext
 from graph.state import RouterOutput
+from policies.errors import RouterError, UnknownNode
 from service.audit import AuditRecord, AuditStore
 from service.auth import Authenticator, AuthError, Principal
 from service.jobs import JobRecord, MemoryJobStore
 from service.ratelimit import RateLimiter
+from service.responses import response_json
 
 OUTPUT_KEYS = frozenset(RouterOutput.__annotations__)
 
@@ -27,35 +30,47 @@ class JobNotFound(UnknownNode):
     code = "job_not_found"
 
 
-def models_used(response: dict[str, Any]) -> list[str]:
-    """Models that answered, in order of first use."""
-    result = response.get("result") or {}
-    if response.get("chain"):
-        names = [step["model"] for step in response["chain"]]
-    elif result.get("branches"):
-        names = [b["model"] for b in result["branches"] if "error" not in b]
-    else:
-        names = [result.get("model_name") or response.get("routing", {}).get("model", "")]
-    return list(dict.fromkeys(n for n in names if n))
+@dataclass(frozen=True)
+class ServiceOptions:
+    """What the HTTP layer enforces on requests and keeps in the audit trail."""
+
+    max_prompt_chars: int = 100_000
+    """Longest prompt accepted."""
+    max_items: int = 10_000
+    """Most batch items one request may carry."""
+    audit_prompt_text: bool = False
+    """Keep the prompt text in the audit trail (its SHA-256 and length are always kept)."""
+
+
+#: Builds a job's audit record from its output (None on failure), HTTP status and status.
+AuditFor = Callable[[RouterOutput | None, int, str], AuditRecord]
 
 
 @dataclass
 class ServiceContext:
-    """Runtime, compiled graph, authenticator and job store of one running service."""
+    """The graph's context and compiled graphs, the node state, and the governance stores."""
 
-    runtime: RouterRuntime
+    context: RouterContext
+    """The parts every graph run receives."""
+    registry: NodeRegistry
+    """Live node state."""
+    health: HealthBoard
+    """Whether each model server is up."""
     graph: Any
+    """The graph compiled without a checkpointer."""
     authenticator: Authenticator
-    limiter: RateLimiter | None = None
+    options: ServiceOptions
+    limiter: RateLimiter
     """Requests and tokens per minute, per user and tenant."""
+    jobs: MemoryJobStore
+    """Asynchronous jobs, by tenant."""
     durable_graph: Any = None
     """The graph compiled with a checkpointer, for chains (set when the service starts)."""
     audit: AuditStore | None = None
     """The audit trail (opened when the service starts)."""
-    jobs: MemoryJobStore = field(default_factory=MemoryJobStore)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
-    async def run(self, graph_input: dict[str, Any]) -> dict[str, Any]:
+    async def run(self, graph_input: dict[str, Any]) -> RouterOutput:
         """Run one request through the graph; capacity it still holds is released after.
 
         Chains run on the checkpointed graph under their job_id: resubmitted after a restart,
@@ -65,31 +80,27 @@ class ServiceContext:
         chained = bool(graph_input.get("requires_chaining") or graph_input.get("operations"))
         try:
             if chained and self.durable_graph is not None:
-                out = await self._run_durable(graph_input)
-            else:
-                out = await self.graph.ainvoke(graph_input, context=self.runtime)
+                return await self._run_durable(graph_input)
+            out: RouterOutput = await self.graph.ainvoke(graph_input, context=self.context)
+            return out
         finally:
-            self.runtime.scheduler.release_job(job_id)
-        out["models_used"] = models_used(out)
-        if out.get("result", {}).get("merge"):
-            out["strategy"] = out["result"]["merge"]["strategy"]
-        return out
+            self.context.scheduler.release_job(job_id)
 
-    async def _run_durable(self, graph_input: dict[str, Any]) -> dict[str, Any]:
+    async def _run_durable(self, graph_input: dict[str, Any]) -> RouterOutput:
         config = {"configurable": {"thread_id": graph_input["job_id"]}}
         snapshot = await self.durable_graph.aget_state(config)
         values: dict[str, Any] = dict(snapshot.values or {})
         if not values:
-            out: dict[str, Any] = await self.durable_graph.ainvoke(
-                graph_input, config, context=self.runtime
+            out: RouterOutput = await self.durable_graph.ainvoke(
+                graph_input, config, context=self.context
             )
             return out
         if values.get("tenant") != graph_input["tenant"]:
             raise JobNotFound(f"no job {graph_input['job_id']}")
         if snapshot.next:
-            out = await self.durable_graph.ainvoke(None, config, context=self.runtime)
+            out = await self.durable_graph.ainvoke(None, config, context=self.context)
             return out
-        return {k: v for k, v in values.items() if k in OUTPUT_KEYS}
+        return cast(RouterOutput, {k: v for k, v in values.items() if k in OUTPUT_KEYS})
 
     async def record(self, entry: AuditRecord) -> None:
         """Write an audit record; it must be durable before the response leaves."""
@@ -97,20 +108,16 @@ class ServiceContext:
             raise RuntimeError("the audit store is not open: the service has not started")
         await self.audit.write(entry)
 
-    def submit(
-        self,
-        record: JobRecord,
-        graph_input: dict[str, Any],
-        audit: Callable[[dict[str, Any] | None, int, str], AuditRecord],
-    ) -> None:
+    def submit(self, record: JobRecord, graph_input: dict[str, Any], audit: AuditFor) -> None:
         """Run a job in the background; its outcome goes on the record and the audit trail."""
 
         async def job() -> None:
             record.status = "running"
             try:
-                record.response = await self.run(graph_input)
+                out = await self.run(graph_input)
+                record.response = response_json(out)
                 record.status = "completed"
-                await self.record(audit(record.response, 200, "completed"))
+                await self.record(audit(out, 200, "completed"))
             except RouterError as exc:
                 record.status = "failed"
                 record.error = {

@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from cluster.errors import RouterError
+from policies.errors import RouterError
 
 log = logging.getLogger(__name__)
 

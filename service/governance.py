@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any
 
+from graph.state import RouterOutput
 from service.audit import AuditRecord, prompt_fingerprint
 from service.auth import Principal
 from service.ratelimit import Decision
+from service.responses import models_used
 
 
 def rate_headers(decision: Decision) -> dict[str, str]:
@@ -23,14 +24,6 @@ def rate_headers(decision: Decision) -> dict[str, str]:
     return headers
 
 
-def cache_hit(response: dict[str, Any]) -> bool:
-    """Whether any answer in the response came from the cache."""
-    result = response.get("result") or {}
-    return bool(result.get("cache_hit")) or any(
-        b.get("cache_hit") for b in result.get("branches") or []
-    )
-
-
 def audit_entry(
     principal: Principal,
     prompt: str,
@@ -40,7 +33,7 @@ def audit_entry(
     status: str,
     http_status: int,
     keep_text: bool,
-    response: dict[str, Any] | None = None,
+    response: RouterOutput | None = None,
     error_code: str | None = None,
     entry_id: str | None = None,
 ) -> AuditRecord:
@@ -61,14 +54,19 @@ def audit_entry(
     if entry_id is not None:
         record.id = entry_id
     if response:
-        routing = response.get("routing") or {}
-        scheduling = response.get("scheduling") or {}
-        usage = (response.get("result") or {}).get("usage") or {}
-        record.task_type = routing.get("task_type")
-        record.model = ",".join(response.get("models_used") or []) or routing.get("model")
-        record.node = (scheduling.get("node") or {}).get("node_id")
-        record.mode = response.get("execution_mode")
-        record.prompt_tokens = int(usage.get("prompt_tokens", 0))
-        record.completion_tokens = int(usage.get("completion_tokens", 0))
-        record.cache_hit = cache_hit(response)
+        routing = response.get("routing")
+        scheduling = response.get("scheduling")
+        result = response.get("result")
+        mode = response.get("execution_mode")
+        record.task_type = None if routing is None else routing.task_type.value
+        record.model = ",".join(models_used(response)) or (
+            None if routing is None else routing.model
+        )
+        record.node = None if scheduling is None else scheduling.node.node_id
+        record.mode = None if mode is None else str(mode)
+        if result is not None:
+            usage = result.completion.usage
+            record.prompt_tokens = usage.prompt_tokens
+            record.completion_tokens = usage.completion_tokens
+            record.cache_hit = result.cache_hit
     return record

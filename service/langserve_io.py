@@ -1,7 +1,8 @@
-"""LangServe at `/graph`: the graph with the caller's identity and a Send-aware serializer."""
+"""LangServe at `/graph`: the graph with the caller's identity and a serializer for its records."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import orjson
@@ -14,31 +15,44 @@ from langserve.serialization import default as langserve_default
 
 from service.auth import AuthError
 from service.context import ServiceContext, current_principal
+from service.responses import jsonable
+from service.schemas import ProcessResponse
+from service.validation import check_request
 
 
 def _default(obj: Any) -> Any:
     # Graph events carry Send objects, which LangServe's own fallback cannot encode.
     if isinstance(obj, Send):
-        return {"send": {"node": obj.node, "arg": obj.arg}}
+        return {"send": {"node": obj.node, "arg": jsonable(obj.arg)}}
+    rendered = jsonable(obj)
+    if rendered is not obj:
+        return rendered
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        # Any other dataclass field by field; records inside it come back here.
+        return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
     return langserve_default(obj)
 
 
 class GraphSerializer(WellKnownLCSerializer):
-    """LangServe's serializer, able to encode LangGraph `Send` objects."""
+    """LangServe's serializer, rendering the graph's records and `Send`s as JSON."""
 
     def dumps(self, obj: Any) -> bytes:
-        return orjson.dumps(obj, default=_default)
-
-
-def _with_identity(graph_input: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
-    metadata = config.get("metadata") or {}
-    return {**graph_input, "user": metadata["router_user"], "tenant": metadata["router_tenant"]}
+        # Records are dataclasses, which orjson would otherwise encode field by field.
+        return orjson.dumps(obj, default=_default, option=orjson.OPT_PASSTHROUGH_DATACLASS)
 
 
 def mount_graph(app: FastAPI, service: ServiceContext) -> None:
     """Mount invoke, batch, stream, stream_events, schemas and the playground at `/graph`."""
-    bound: Runnable[Any, Any] = service.graph.bind(context=service.runtime)
-    runnable = RunnableLambda(_with_identity) | bound
+
+    def admitted(graph_input: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
+        metadata = config.get("metadata") or {}
+        check_request(
+            service.options, str(graph_input.get("prompt", "")), graph_input.get("items") or []
+        )
+        return {**graph_input, "user": metadata["router_user"], "tenant": metadata["router_tenant"]}
+
+    bound: Runnable[Any, Any] = service.graph.bind(context=service.context)
+    runnable = RunnableLambda(admitted) | bound
 
     async def identity(config: dict[str, Any], request: Request) -> dict[str, Any]:
         # The principal comes from the verified token, never from the client's config.
@@ -55,7 +69,7 @@ def mount_graph(app: FastAPI, service: ServiceContext) -> None:
         runnable,
         path="/graph",
         input_type=service.graph.get_input_schema(),
-        output_type=service.graph.get_output_schema(),
+        output_type=ProcessResponse,
         config_keys=("metadata", "tags"),
         per_req_config_modifier=identity,
         dependencies=[Depends(current_principal)],

@@ -149,7 +149,7 @@ class RedisCounters:
     """Counters in Redis: every replica sees the same counts; checks and increments are atomic."""
 
     def __init__(self, url: str) -> None:
-        from service.cache import redis_client
+        from cluster.cache import redis_client
 
         self._redis: Any = redis_client(url)
         self._script: Any = self._redis.register_script(_CONSUME)
@@ -214,6 +214,10 @@ class RateLimiter:
             return Decision(False, keys[index][1], 0, reset, scopes[index])
         tightest = min(limit for _, limit in keys)
         return Decision(True, tightest, max(remaining, 0), reset, "")
+
+    async def close(self) -> None:
+        """Close the counters' connections."""
+        await self._counters.close()
 
     async def spend(self, user: str, tenant: str, tokens: int) -> None:
         """Count the tokens an answer used."""

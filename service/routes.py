@@ -11,21 +11,29 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, Response
 
-from cluster.errors import RouterError
-from cluster.runtime import describe_classifier
-from nodes.classify import check_limits, new_job_id
+from graph.records import new_job_id
+from graph.state import RouterOutput
+from policies.errors import RouterError
 from service.audit import AuditQuery, AuditRecord
 from service.auth import GLOBAL_ADMIN
 from service.context import Admin, Service, User
 from service.errors import error_body
-from service.governance import audit_entry, cache_hit, rate_headers
+from service.governance import audit_entry, rate_headers
 from service.jobs import JobRecord
+from service.responses import (
+    endpoint_json,
+    node_json,
+    queue_entry_json,
+    response_json,
+    routing_json,
+)
 from service.schemas import ClassificationRequest, NodeStatusUpdate, ProcessRequest
+from service.validation import check_request
 
 router = APIRouter(prefix="/api/llm", tags=["llm"])
 
 
-async def _unless_client_leaves(request: Request, work: Awaitable[dict[str, Any]]) -> Any:
+async def _unless_client_leaves(request: Request, work: Awaitable[RouterOutput]) -> Any:
     """Run `work`; if the client disconnects first, cancel it (dropping any queue place)."""
     task = asyncio.ensure_future(work)
     try:
@@ -49,16 +57,14 @@ async def process(body: ProcessRequest, principal: User, service: Service, reque
 
     Every request, admitted or refused, leaves an audit record before its response.
     """
-    settings = service.runtime.settings
-    check_limits(settings, body.prompt, body.items)
+    check_request(service.options, body.prompt, body.items)
     job_id = body.job_id or new_job_id()
     started = time.perf_counter()
-    keep = settings.audit_prompt_text
+    keep = service.options.audit_prompt_text
 
     def entry(**kwargs: Any) -> AuditRecord:
         return audit_entry(principal, body.prompt, job_id, started, keep_text=keep, **kwargs)
 
-    assert service.limiter is not None
     decision = await service.limiter.admit(principal.user, principal.tenant)
     headers = {**rate_headers(decision), "X-Job-Id": job_id}
     if not decision.allowed:
@@ -96,25 +102,24 @@ async def process(body: ProcessRequest, principal: User, service: Service, reque
     if isinstance(out, Response):
         await service.record(entry(status="abandoned", http_status=499, error_code="client_gone"))
         return out
-    usage = (out.get("result") or {}).get("usage") or {}
-    await service.limiter.spend(principal.user, principal.tenant, int(usage.get("total_tokens", 0)))
-    out["cache_hit"] = cache_hit(out)
+    result = out.get("result")
+    tokens = 0 if result is None else result.completion.usage.total_tokens
+    await service.limiter.spend(principal.user, principal.tenant, tokens)
     await service.record(entry(status="completed", http_status=200, response=out))
-    return JSONResponse(jsonable_encoder(out), headers=headers)
+    return JSONResponse(jsonable_encoder(response_json(out)), headers=headers)
 
 
 @router.get("/queue")
 async def queue(principal: User, service: Service) -> dict[str, Any]:
     """Jobs waiting for capacity, in dispatch order, with their waits."""
-    scheduler = service.runtime.scheduler
+    scheduler = service.context.scheduler
     jobs = scheduler.queue_snapshot()
-    waits = [j["waiting_s"] for j in jobs]
     return {
         "depth": len(jobs),
         "max_length": scheduler.max_queue,
         "aging_s": scheduler.aging_s,
-        "longest_wait_s": max(waits, default=0.0),
-        "jobs": jobs,
+        "longest_wait_s": max((j.waiting_s for j in jobs), default=0.0),
+        "jobs": [queue_entry_json(j) for j in jobs],
     }
 
 
@@ -130,18 +135,22 @@ async def get_job(job_id: str, principal: User, service: Service) -> dict[str, A
 @router.get("/models")
 async def list_models(principal: User, service: Service) -> dict[str, Any]:
     """Every model endpoint with its node and health."""
-    models = [e.to_dict() for e in service.runtime.pool.endpoints()]
+    endpoints = service.context.pool.endpoints()
+    models = [endpoint_json(e, service.health) for e in endpoints]
     return {"models": models, "total": len(models)}
 
 
 @router.get("/nodes")
 async def list_nodes(principal: User, service: Service) -> dict[str, Any]:
     """Every GPU node's state, how many are available, and the queue."""
-    rt = service.runtime
+    registry, scheduler = service.registry, service.context.scheduler
     return {
-        "nodes": [n.to_dict() for n in rt.registry.all()],
-        "available_count": rt.registry.available_count(),
-        "queue": {"depth": rt.scheduler.queue_depth, "jobs": rt.scheduler.queue_snapshot()},
+        "nodes": [node_json(n, service.health) for n in registry.all()],
+        "available_count": registry.available_count(),
+        "queue": {
+            "depth": scheduler.queue_depth,
+            "jobs": [queue_entry_json(j) for j in scheduler.queue_snapshot()],
+        },
     }
 
 
@@ -150,7 +159,7 @@ async def update_node_status(
     body: NodeStatusUpdate, admin: Admin, service: Service
 ) -> dict[str, Any]:
     """Admin: set a node's VRAM use, utilisation or status."""
-    node = service.runtime.registry.update_status(
+    node = service.registry.update_status(
         body.node_id,
         vram_used_gb=body.vram_used_gb,
         compute_utilization=body.compute_utilization,
@@ -158,21 +167,23 @@ async def update_node_status(
         extra=None if body.gpu is None else {"gpu": body.gpu.model_dump()},
         telemetry=body.gpu is not None,
     )
-    return {"updated": True, "node": node.to_dict(), "updated_by": admin.user}
+    return {"updated": True, "node": node_json(node, service.health), "updated_by": admin.user}
 
 
 @router.get("/routing/rules")
 async def routing_rules(principal: User, service: Service) -> dict[str, Any]:
     """The routing policy in force and the active classifier."""
-    runtime = service.runtime
-    policy = runtime.policy
-    policy_file = runtime.policy_file
+    router = service.context.router
+    policy = router.policy
+    source = router.source
     return {
-        "classifier": describe_classifier(runtime.router.classifier),
-        "policy_file": {
-            "path": str(policy_file.path),
-            "loaded_at": policy_file.loaded_at,
-            "last_reload_error": policy_file.last_error,
+        "classifier": router.classifier.describe(),
+        "policy_file": None
+        if source is None
+        else {
+            "path": str(source.path),
+            "loaded_at": source.loaded_at,
+            "last_reload_error": source.last_error,
         },
         "judge": policy.judge.model_dump(),
         "default_task_type": policy.default_task_type.value,
@@ -189,10 +200,10 @@ async def test_classification(
     body: ClassificationRequest, principal: User, service: Service
 ) -> dict[str, Any]:
     """Classify and pick a model without running anything."""
-    decision = await service.runtime.router.adecide(
+    decision = await service.context.router.adecide(
         body.prompt, body.task_hints, task_type=body.task_type, model=body.model
     )
-    return {"prompt_chars": len(body.prompt), "routing": decision.to_dict()}
+    return {"prompt_chars": len(body.prompt), "routing": routing_json(decision)}
 
 
 @router.get("/audit")

@@ -6,6 +6,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+# LangServe builds its output schema from this; on Python 3.11 that needs typing_extensions.
+from typing_extensions import TypedDict
+
 from policies.types import MergeStrategy, NodeStatus, TaskType
 
 
@@ -101,3 +104,32 @@ class ClassificationRequest(BaseModel):
     task_hints: list[str] = Field(default_factory=list, max_length=32)
     task_type: TaskType | None = None
     model: str | None = None
+
+
+class ProcessResponse(TypedDict, total=False):
+    """What a finished request answers: the specification's response shape."""
+
+    job_id: str
+    """The job's id."""
+    status: str
+    """completed (failures answer with an error code instead)."""
+    routing: dict[str, Any]
+    """Task type, model, priority, confidence, alternates and reasons."""
+    scheduling: dict[str, Any]
+    """Execution mode, node(s) and why, queue wait."""
+    result: dict[str, Any]
+    """OpenAI's chat-completion shape, with merge details or the chain's steps."""
+    execution_mode: str
+    """single, parallel, chained or queued."""
+    chain: list[dict[str, Any]]
+    """Each chain step's operation, task type, model, node and output."""
+    user: str
+    """Who ran the job."""
+    tenant: str
+    """Whose job it is."""
+    models_used: list[str]
+    """Models that answered, in order of first use (`/api/llm/process`)."""
+    strategy: str
+    """The merge strategy, when several answers met (`/api/llm/process`)."""
+    cache_hit: bool
+    """Whether an answer came from the response cache (`/api/llm/process`)."""

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from cluster.runtime import RouterRuntime, build_runtime
-from cluster.settings import Settings
+from app.runtime import RouterRuntime, build_runtime
+from app.settings import Settings
 from tests.fakes.openai_backend import FakeOpenAIBackend
 
 

@@ -53,6 +53,35 @@ class MergeOutcome:
     scores: dict[int, float] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class MergeReport:
+    """A merge outcome told by who answered: the merged text, the answers used and why."""
+
+    strategy: MergeStrategy
+    merged_response: str
+    used: list[str]
+    """Labels of the answers the merge used."""
+    used_indices: list[int]
+    """Their positions among the candidates."""
+    reason: str
+    notes: list[str]
+    scores: dict[str, float]
+    """Each scored answer's score, by label."""
+
+    @classmethod
+    def of(cls, outcome: MergeOutcome, candidates: list[Candidate]) -> MergeReport:
+        """The report of `outcome`, with labels taken from `candidates`."""
+        return cls(
+            strategy=outcome.strategy,
+            merged_response=outcome.answer,
+            used=[candidates[i].label for i in outcome.used],
+            used_indices=list(outcome.used),
+            reason=outcome.reason,
+            notes=list(outcome.notes),
+            scores={candidates[i].label: s for i, s in outcome.scores.items()},
+        )
+
+
 class MergeFn(Protocol):
     """A merge strategy: candidates in, one outcome out."""
 

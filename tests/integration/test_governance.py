@@ -17,9 +17,10 @@ import httpx
 import pytest
 import yaml
 
-from cluster.settings import Settings
+from app.backends import open_audit_store
+from app.settings import Settings
 from server import create_app
-from service.audit import AuditQuery, open_audit_store
+from service.audit import AuditQuery
 from service.auth import ADMIN, GLOBAL_ADMIN, issue_token
 from tests.conftest import FakeCluster
 from tests.fakes.net import ThreadedServer, free_port, wait_http

@@ -7,9 +7,10 @@ from typing import Any
 
 import pytest
 
-from cluster.errors import BackendUnavailable, CapacityTimeout, InvalidRequest
-from cluster.runtime import RouterRuntime
+from app.runtime import RouterRuntime
 from graph.builder import build_graph
+from policies.errors import BackendUnavailable, CapacityTimeout, InvalidRequest
+from service.responses import response_json
 from tests.conftest import FakeCluster
 
 
@@ -19,8 +20,8 @@ def graph() -> Any:
 
 
 async def run(graph: Any, runtime: RouterRuntime, **request: Any) -> dict[str, Any]:
-    result: dict[str, Any] = await graph.ainvoke(request, context=runtime)
-    return result
+    """The run's output as the service renders it: the specification's JSON."""
+    return response_json(await graph.ainvoke(request, context=runtime.context))
 
 
 async def test_single_threat_analysis_reaches_llama31_on_node2(

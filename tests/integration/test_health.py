@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from cluster.errors import CapacityTimeout, NoCapableNode
-from cluster.runtime import RouterRuntime
+from app.runtime import RouterRuntime
 from cluster.vllm_metrics import parse_vllm_metrics
 from graph.builder import build_graph
+from policies.errors import CapacityTimeout, NoCapableNode
 from policies.types import NodeStatus
 from tests.conftest import FakeCluster
 from tests.integration.conftest import RouterServer
@@ -43,21 +43,21 @@ async def test_node_goes_offline_when_its_server_stops_and_back_when_it_returns(
         await prober.probe_once()
         node = runtime.registry.get("gb10-node-1")
         assert node.status is NodeStatus.OFFLINE
-        assert runtime.pool.endpoint("deepseek").healthy is False
+        assert runtime.health.is_up("gb10-node-1", "deepseek") is False
         graph = build_graph().compile()
         with pytest.raises(NoCapableNode):
-            await graph.ainvoke({"prompt": "Summarize the incident"}, context=runtime)
+            await graph.ainvoke({"prompt": "Summarize the incident"}, context=runtime.context)
         # classification's fallbacks live on node 2 as well: it still runs
         out = await graph.ainvoke(
             {"prompt": "Classify: benign or malicious?", "task_type": "classification"},
-            context=runtime,
+            context=runtime.context,
         )
-        assert out["scheduling"]["node"]["node_id"] == "gb10-node-2"
+        assert out["scheduling"].node.node_id == "gb10-node-2"
         fake_cluster.node1.behaviour.healthy = True
         await prober.probe_once()
         assert runtime.registry.get("gb10-node-1").status is NodeStatus.AVAILABLE
-        out = await graph.ainvoke({"prompt": "Summarize the incident"}, context=runtime)
-        assert out["scheduling"]["node"]["node_id"] == "gb10-node-1"
+        out = await graph.ainvoke({"prompt": "Summarize the incident"}, context=runtime.context)
+        assert out["scheduling"].node.node_id == "gb10-node-1"
     finally:
         await prober.stop()
 
@@ -132,7 +132,8 @@ async def test_a_model_missing_from_v1_models_is_down_on_its_node(
     await prober.start(telemetry_max_age_s=30)
     try:
         node = runtime.registry.get("gb10-node-2")
-        assert node.down_models == {"llama31"} and node.status is NodeStatus.AVAILABLE
+        down = runtime.health.down_models("gb10-node-2")
+        assert down == {"llama31"} and node.status is NodeStatus.AVAILABLE
         assert runtime.scheduler.try_acquire("j", ["llama31"]) is None
     finally:
         await prober.stop()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cluster.settings import Settings
+from app.settings import Settings
 from server import create_app
 from service.auth import issue_token
 from tests.conftest import FakeCluster

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from app.runtime import RouterRuntime, build_runtime
 from cluster.config import CONFIG_DIR
-from cluster.runtime import RouterRuntime, build_runtime
 from policies.classification import Classification
 from policies.routing_policy import JudgePolicy
-from policies.types import TaskType
+from policies.types import DecisionLayer, TaskType
 from routing.judge import LLMJudge, parse_verdict
 from tests.conftest import FakeCluster
 from tests.integration.conftest import SECRET
@@ -48,11 +48,11 @@ def test_a_changed_policy_takes_effect_and_a_broken_one_is_refused(
     rewrite(path, {"primary": "phi4", "fallbacks": []})
     assert rt.reload_policy() is True
     assert rt.router.decide(prompt, hints).model == "phi4"
-    assert rt.policy_file.last_error is None
+    assert rt.router.source.last_error is None
 
     rewrite(path, "task_types: [unclosed")
     assert rt.reload_policy() is False
-    assert "not valid YAML" in (rt.policy_file.last_error or "")
+    assert "not valid YAML" in (rt.router.source.last_error or "")
     assert rt.router.decide(prompt, hints).model == "phi4"
 
     rewrite(
@@ -62,7 +62,7 @@ def test_a_changed_policy_takes_effect_and_a_broken_one_is_refused(
         .replace("primary: granite-guardian", "primary: gpt-9"),
     )
     assert rt.reload_policy() is False
-    assert "gpt-9" in (rt.policy_file.last_error or "")
+    assert "gpt-9" in (rt.router.source.last_error or "")
     assert rt.router.decide(prompt, hints).model == "phi4"
 
 
@@ -75,9 +75,10 @@ def test_rules_endpoint_shows_the_classifier_and_reload_errors(
     from service.auth import issue_token
 
     path = copy_policy(tmp_path)
-    app = create_app(
+    runtime = build_runtime(
         fake_cluster.settings(routing_config=path, jwt_secret=SECRET, health_interval_s=0)
     )
+    app = create_app(runtime=runtime)
     headers = {"Authorization": f"Bearer {issue_token(SECRET, user='u', tenant='t')}"}
     with TestClient(app) as client:
         rules = client.get("/api/llm/routing/rules", headers=headers).json()
@@ -85,7 +86,7 @@ def test_rules_endpoint_shows_the_classifier_and_reload_errors(
         assert rules["classifier"]["layers"] == ["override", "language", "learned"]
         assert rules["policy_file"]["last_reload_error"] is None
         rewrite(path, "nonsense: [")
-        app.state.service.runtime.reload_policy()
+        runtime.reload_policy()
         rules = client.get("/api/llm/routing/rules", headers=headers).json()
         assert "not valid YAML" in rules["policy_file"]["last_reload_error"]
         decision = client.post(
@@ -102,9 +103,7 @@ def test_rules_only_service_says_so(
     fake_cluster: FakeCluster, clean_env: pytest.MonkeyPatch
 ) -> None:
     rt = build_runtime(fake_cluster.settings(classifier="rules"))
-    from cluster.runtime import describe_classifier
-
-    assert describe_classifier(rt.router.classifier)["active"] == "rules"
+    assert rt.router.classifier.describe()["active"] == "rules"
 
 
 def test_verdict_parsing_is_strict() -> None:
@@ -116,7 +115,7 @@ def test_verdict_parsing_is_strict() -> None:
 
 
 UNSURE = Classification(
-    TaskType.GENERAL_REASONING, 0.3, dict.fromkeys(TaskType, 0.1), ["x"], "learned"
+    TaskType.GENERAL_REASONING, 0.3, dict.fromkeys(TaskType, 0.1), ["x"], DecisionLayer.LEARNED
 )
 
 
@@ -124,7 +123,7 @@ async def test_judge_overrules_an_unsure_decision(
     runtime: RouterRuntime, fake_cluster: FakeCluster
 ) -> None:
     fake_cluster.node2.behaviour.reply = lambda m, msgs: '{"task_type": "classification"}'
-    judge = LLMJudge(runtime.pool, JudgePolicy(enabled=True, below_confidence=0.5))
+    judge = LLMJudge(runtime.calls.text, JudgePolicy(enabled=True, below_confidence=0.5))
     assert judge.wants(UNSURE)
     judged = await judge.judge("Is this bad?", UNSURE)
     assert (judged.task_type, judged.layer) == (TaskType.CLASSIFICATION, "judge")
@@ -134,7 +133,7 @@ async def test_judge_overrules_an_unsure_decision(
 async def test_judge_failure_keeps_the_decision(
     runtime: RouterRuntime, fake_cluster: FakeCluster
 ) -> None:
-    judge = LLMJudge(runtime.pool, JudgePolicy(enabled=True, timeout_s=0.2))
+    judge = LLMJudge(runtime.calls.text, JudgePolicy(enabled=True, timeout_s=0.2))
     fake_cluster.node2.behaviour.reply = lambda m, msgs: "I think it is classification"
     kept = await judge.judge("Is this bad?", UNSURE)
     assert kept.task_type is TaskType.GENERAL_REASONING and "no valid task type" in kept.reasons[-1]
@@ -147,10 +146,12 @@ async def test_router_asks_the_judge_only_when_enabled_and_unsure(
     runtime: RouterRuntime, fake_cluster: FakeCluster
 ) -> None:
     fake_cluster.node2.behaviour.reply = lambda m, msgs: '{"task_type": "rule_generation"}'
-    runtime.router.judge = LLMJudge(runtime.pool, JudgePolicy(enabled=True, below_confidence=1.0))
+    runtime.router.judge = LLMJudge(
+        runtime.calls.text, JudgePolicy(enabled=True, below_confidence=1.0)
+    )
     decision = await runtime.router.adecide("Summarize the incident")
-    assert decision.classification.layer == "judge" and decision.model == "qwen-coder"
+    assert decision.layer == "judge" and decision.model == "qwen-coder"
     explicit = await runtime.router.adecide("Summarize the incident", task_type="general_reasoning")
     assert explicit.override == "task_type"
-    runtime.router.judge = LLMJudge(runtime.pool, JudgePolicy(enabled=False))
-    assert (await runtime.router.adecide("Summarize the incident")).classification.layer != "judge"
+    runtime.router.judge = LLMJudge(runtime.calls.text, JudgePolicy(enabled=False))
+    assert (await runtime.router.adecide("Summarize the incident")).layer != "judge"

@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from cluster.errors import BackendRejected, BackendUnavailable, InvalidRequest, UnknownModel
-from cluster.runtime import RouterRuntime
+from app.api import Merger, Pool
+from app.runtime import RouterRuntime
+from policies.errors import (
+    BackendRejected,
+    BackendUnavailable,
+    InvalidRequest,
+    UnknownModel,
+    UnknownNode,
+)
 from policies.types import MergeStrategy
+from service.responses import call_json
 from tests.conftest import FakeCluster
 
 
@@ -14,7 +22,10 @@ async def test_call_returns_openai_shape_with_confidence_from_logprobs(
     runtime: RouterRuntime, fake_cluster: FakeCluster
 ) -> None:
     fake_cluster.node1.behaviour.logprob = -0.5
-    out = await runtime.pool.call_model("deepseek", "Explain DNS tunnelling", {"max_tokens": 64})
+    result = await runtime.pool.call_model(
+        "deepseek", "Explain DNS tunnelling", {"max_tokens": 64}, node_id="gb10-node-1"
+    )
+    out = call_json(result)
     assert out["object"] == "chat.completion"
     assert out["choices"][0]["finish_reason"] == "stop"
     assert out["usage"]["completion_tokens"] == len(out["choices"][0]["message"]["content"].split())
@@ -27,42 +38,48 @@ async def test_no_logprobs_means_unknown_confidence(
     runtime: RouterRuntime, fake_cluster: FakeCluster
 ) -> None:
     fake_cluster.node2.behaviour.logprob = None
-    out = await runtime.pool.call_model("phi4", "Parse this")
-    assert out["confidence"] is None
+    out = await runtime.pool.call_model("phi4", "Parse this", node_id="gb10-node-2")
+    assert out.confidence is None
 
 
 async def test_unknown_model_and_parameter_are_clear_errors(runtime: RouterRuntime) -> None:
     with pytest.raises(UnknownModel, match="valid: deepseek"):
-        await runtime.pool.call_model("gpt-9", "x")
+        await runtime.pool.call_model("gpt-9", "x", node_id="gb10-node-1")
+    with pytest.raises(UnknownNode, match="it is on gb10-node-2"):
+        await runtime.pool.call_model("phi4", "x", node_id="gb10-node-1")
     with pytest.raises(InvalidRequest, match="unknown parameter"):
-        await runtime.pool.call_model("phi4", "x", {"temprature": 0})
+        await runtime.pool.call_model("phi4", "x", {"temprature": 0}, node_id="gb10-node-2")
 
 
 async def test_health_follows_call_outcomes(
     runtime: RouterRuntime, fake_cluster: FakeCluster
 ) -> None:
-    endpoint = runtime.pool.endpoint("llama31")
+    where = ("gb10-node-2", "llama31")
+    record = runtime.health.get(*where)
     fake_cluster.node2.behaviour.fail_status = 503
     with pytest.raises(BackendUnavailable):
-        await runtime.pool.call_model("llama31", "x")
-    assert endpoint.healthy is False and "503" in (endpoint.last_error or "")
+        await runtime.pool.call_model("llama31", "x", node_id="gb10-node-2")
+    assert runtime.health.is_up(*where) is False and "503" in (record.last_error or "")
+    assert runtime.scheduler.try_acquire("j", ["llama31"]) is None
     fake_cluster.node2.behaviour.fail_status = 400
     with pytest.raises(BackendRejected):
-        await runtime.pool.call_model("llama31", "x")
+        await runtime.pool.call_model("llama31", "x", node_id="gb10-node-2")
     fake_cluster.node2.behaviour.fail_status = None
-    await runtime.pool.call_model("llama31", "x")
-    assert endpoint.healthy is True and endpoint.last_error is None
+    await runtime.pool.call_model("llama31", "x", node_id="gb10-node-2")
+    assert runtime.health.is_up(*where) is True and record.last_error is None
+    assert (record.calls, record.failures) == (3, 2)
 
 
 async def test_unreachable_backend_is_unavailable(
     runtime: RouterRuntime, fake_cluster: FakeCluster
 ) -> None:
+    from cluster.health import HealthBoard
     from cluster.pool import LLMPool, PoolOptions
 
     cluster = runtime.cluster.with_node_urls({1: "http://127.0.0.1:9"})
-    pool = LLMPool(cluster, PoolOptions(timeout_s=2, max_retries=0))
+    pool = LLMPool(cluster, PoolOptions(timeout_s=2, max_retries=0), HealthBoard(cluster))
     with pytest.raises(BackendUnavailable, match="unreachable"):
-        await pool.call_model("deepseek", "x")
+        await pool.call_model("deepseek", "x", node_id="gb10-node-1")
     await pool.aclose()
 
 
@@ -74,11 +91,12 @@ async def test_call_multiple_models_runs_concurrently_and_reports_failures(
     import time
 
     started = time.perf_counter()
-    out = await runtime.pool.call_multiple_models(["llama31", "deepseek", "phi4"], "x")
+    pool = Pool(runtime.calls, runtime.cluster)
+    out = await pool.call_multiple_models(["llama31", "deepseek", "phi4"], "x")
     assert time.perf_counter() - started < 0.6
     assert [r["model_name"] for r in out] == ["llama31", "deepseek", "phi4"]
     fake_cluster.node1.behaviour.fail_status = 500
-    out = await runtime.pool.call_multiple_models(["llama31", "deepseek"], "x")
+    out = await pool.call_multiple_models(["llama31", "deepseek"], "x")
     assert "choices" in out[0] and out[1]["error"]["code"] == "backend_unavailable"
 
 
@@ -90,7 +108,8 @@ async def test_ensemble_synthesises_through_the_aggregator(
         {"model": "llama31", "response": "C2 over DNS", "confidence": 0.9},
         {"model": "qwen72", "response": "DNS tunnelling", "confidence": 0.6},
     ]
-    merged = await runtime.merger.amerge_results(results, MergeStrategy.ENSEMBLE, "What is it?")
+    merger = Merger(runtime.merger)
+    merged = await merger.amerge_results(results, MergeStrategy.ENSEMBLE, "What is it?")
     assert merged["merged_response"] == "SYNTHESIS"
     sent = str(fake_cluster.node1.calls[0].messages[-1]["content"])
     assert "C2 over DNS" in sent and "DNS tunnelling" in sent
@@ -102,7 +121,7 @@ async def test_ensemble_falls_back_to_concatenate_when_aggregator_is_down(
 ) -> None:
     fake_cluster.node1.behaviour.fail_status = 502
     results = [{"model": "llama31", "response": "A"}, {"model": "phi4", "response": "B"}]
-    merged = await runtime.merger.amerge_results(results, "ensemble")
+    merged = await Merger(runtime.merger).amerge_results(results, "ensemble")
     assert merged["merged_response"] == "### llama31\nA\n\n### phi4\nB"
     assert "fell back to concatenate" in merged["notes"][0]
 
@@ -111,7 +130,8 @@ async def test_streaming_yields_the_answer_in_pieces(
     runtime: RouterRuntime, fake_cluster: FakeCluster
 ) -> None:
     fake_cluster.node2.behaviour.reply = lambda model, msgs: "rule evil { condition: true }"
-    pieces = [p async for p in runtime.pool.stream_model("qwen-coder", "Write a YARA rule")]
+    stream = runtime.pool.stream_model("qwen-coder", "Write a YARA rule", node_id="gb10-node-2")
+    pieces = [p async for p in stream]
     assert len(pieces) > 1
     assert "".join(pieces) == "rule evil { condition: true }"
     assert fake_cluster.node2.calls[0].body["stream"] is True
@@ -122,5 +142,5 @@ async def test_streaming_failure_is_a_router_error(
 ) -> None:
     fake_cluster.node2.behaviour.fail_status = 500
     with pytest.raises(BackendUnavailable):
-        async for _ in runtime.pool.stream_model("qwen-coder", "x"):
+        async for _ in runtime.pool.stream_model("qwen-coder", "x", node_id="gb10-node-2"):
             pass

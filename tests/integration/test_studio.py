@@ -77,6 +77,10 @@ async def test_studio_lists_draws_and_runs_the_graph(
         "merge",
     } <= nodes
 
+    schemas = await client.assistants.get_schemas(assistant_id)
+    knobs = schemas["context_schema"]["properties"]
+    assert set(knobs) == {"enable_parallel", "max_parallel_jobs"}
+
     thread = await client.threads.create()
     out = await client.runs.wait(
         thread["thread_id"],
@@ -90,3 +94,13 @@ async def test_studio_lists_draws_and_runs_the_graph(
     assert out["status"] == "completed"
     assert out["routing"]["model"] == "qwen-coder"
     assert fake_cluster.node2.models_called() == ["qwen-coder"]
+
+    # A run may turn the knobs: parallel off, a batch runs as one call.
+    batch = await client.runs.wait(
+        (await client.threads.create())["thread_id"],
+        assistant_id,
+        input={"prompt": "Label each alert", "items": ["a", "b", "c"]},
+        context={"enable_parallel": False},
+    )
+    assert isinstance(batch, dict)
+    assert batch["execution_mode"] == "single"

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import pytest
 
+from app.api import Router
 from cluster.config import CONFIG_DIR, load_cluster_config, load_routing_policy
-from cluster.errors import InvalidRequest, UnknownModel
-from cluster.router import LLMRouter
 from policies.classification import RuleClassifier, foreign_script_share
+from policies.errors import InvalidRequest, UnknownModel
 from policies.types import TaskType
+from routing.router import LLMRouter
 
 POLICY = load_routing_policy(CONFIG_DIR / "routing.yaml")
 CLUSTER = load_cluster_config(CONFIG_DIR / "cluster.yaml")
-ROUTER = LLMRouter(POLICY, CLUSTER, RuleClassifier(POLICY))
+ROUTER = LLMRouter(POLICY, list(CLUSTER.models), RuleClassifier(POLICY))
 
 
 @pytest.mark.parametrize(
@@ -52,7 +53,7 @@ def test_labelling_conventions_have_rules(prompt: str, rule: str, matches: bool)
 
 
 def test_decision_explains_itself() -> None:
-    decision = ROUTER.route_request(
+    decision = Router(ROUTER).route_request(
         {"prompt": "Analyze this threat...", "task_hints": ["threat", "adversary"]}
     )
     assert decision["task_type"] == "adversarial_reasoning"
@@ -103,7 +104,7 @@ def test_operations_map_to_task_types() -> None:
 def test_without_spill_over_only_the_primary_is_a_candidate() -> None:
     policy = POLICY.model_copy(deep=True)
     policy.task_types[TaskType.CLASSIFICATION].spill_over = False
-    router = LLMRouter(policy, CLUSTER, RuleClassifier(policy))
+    router = LLMRouter(policy, list(CLUSTER.models), RuleClassifier(policy))
     assert router.decide("x", task_type="classification").candidates == ["granite-guardian"]
     assert ROUTER.decide("x", task_type="classification").candidates == [
         "granite-guardian",

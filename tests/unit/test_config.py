@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 import yaml
 
+from app.runtime import build_runtime
+from app.settings import Settings
 from cluster.config import CONFIG_DIR, ClusterConfig, load_routing_policy
-from cluster.runtime import build_runtime
-from cluster.settings import Settings
 
 
 def cluster_data() -> dict[str, Any]:

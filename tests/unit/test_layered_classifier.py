@@ -13,7 +13,7 @@ from policies.types import TaskType
 from routing.encoder import shared_encoder
 from routing.layered import DEFAULT_MODEL, LayeredClassifier
 from routing.learned import LearnedModel
-from routing.train import TRAINING_FILE
+from training.fit import TRAINING_FILE
 
 POLICY = load_routing_policy(CONFIG_DIR / "routing.yaml")
 

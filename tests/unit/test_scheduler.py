@@ -7,15 +7,17 @@ import random
 
 import pytest
 
+from app.api import Job, Scheduler
 from cluster.config import CONFIG_DIR, load_cluster_config
-from cluster.errors import CapacityTimeout, NoCapableNode, UnknownModel
+from cluster.health import HealthBoard
 from cluster.registry import NodeRegistry
-from cluster.scheduler import Job, JobScheduler
+from cluster.scheduler import JobScheduler
+from policies.errors import CapacityTimeout, NoCapableNode, UnknownModel
 
 
 def make() -> tuple[NodeRegistry, JobScheduler]:
     cluster = load_cluster_config(CONFIG_DIR / "cluster.yaml")
-    registry = NodeRegistry(cluster)
+    registry = NodeRegistry(cluster, HealthBoard(cluster))
     return registry, JobScheduler(cluster, registry, default_timeout_s=5)
 
 
@@ -74,7 +76,7 @@ async def test_queue_serves_priority_then_arrival_order() -> None:
         for n, p in [("low", 5), ("urgent-1", 1), ("mid", 3), ("urgent-2", 1)]
     ]
     await asyncio.sleep(0.05)
-    assert [w["job_id"] for w in scheduler.queue_snapshot()] == [
+    assert [w.job_id for w in scheduler.queue_snapshot()] == [
         "urgent-1",
         "urgent-2",
         "mid",
@@ -139,18 +141,18 @@ async def test_specification_schedule_job_reserves_until_completed() -> None:
         requires_chaining=False,
         payload={"prompt": "..."},
     )
-    decision = await scheduler.schedule_job(job)
+    decision = await Scheduler(scheduler).schedule_job(job)
     assert decision["execution_mode"] == "single"
     assert decision["node"]["node_id"] == "gb10-node-2"
     assert decision["node"]["endpoint"] == "http://gb10-node-2:8001/llama31/v1"
     assert registry.get("gb10-node-2").reserved_gb == 10
-    assert scheduler.complete_job("threat_analysis_001") == 1
+    assert Scheduler(scheduler).complete_job("threat_analysis_001") == 1
     assert registry.get("gb10-node-2").reserved_gb == 0
 
 
 async def test_aging_serves_a_long_waiting_low_priority_job_before_fresh_ones() -> None:
     cluster = load_cluster_config(CONFIG_DIR / "cluster.yaml")
-    registry = NodeRegistry(cluster)
+    registry = NodeRegistry(cluster, HealthBoard(cluster))
     now = [0.0]
     scheduler = JobScheduler(
         cluster, registry, default_timeout_s=60, aging_s=10, clock=lambda: now[0]
@@ -161,7 +163,7 @@ async def test_aging_serves_a_long_waiting_low_priority_job_before_fresh_ones() 
     now[0] = 45.0  # low has aged to 1.5: ahead of any fresh job but priority 1
     urgent = asyncio.create_task(scheduler.acquire("urgent", ["phi4"], priority=2, vram_gb=50))
     await asyncio.sleep(0.01)
-    assert [w["job_id"] for w in scheduler.queue_snapshot()] == ["low", "urgent"]
+    assert [w.job_id for w in scheduler.queue_snapshot()] == ["low", "urgent"]
     registry.update_status("gb10-node-2", vram_used_gb=0)  # room for one 50 GB job
     first = await asyncio.wait_for(low, 1)
     assert not urgent.done()
@@ -170,10 +172,10 @@ async def test_aging_serves_a_long_waiting_low_priority_job_before_fresh_ones() 
 
 
 async def test_a_full_queue_refuses_with_429() -> None:
-    from cluster.errors import QueueFull
+    from policies.errors import QueueFull
 
     cluster = load_cluster_config(CONFIG_DIR / "cluster.yaml")
-    registry = NodeRegistry(cluster)
+    registry = NodeRegistry(cluster, HealthBoard(cluster))
     scheduler = JobScheduler(cluster, registry, default_timeout_s=5, max_queue=2)
     registry.update_status("gb10-node-1", vram_used_gb=80)
     waiting = [asyncio.create_task(scheduler.acquire(f"j{i}", ["deepseek"])) for i in range(2)]
@@ -201,7 +203,7 @@ def test_spill_over_borrows_only_a_quiet_node() -> None:
 async def test_priority_one_takes_an_urgent_slot_over_the_job_cap() -> None:
     cluster = load_cluster_config(CONFIG_DIR / "cluster.yaml")
     cluster.nodes[1].max_jobs = 1
-    registry = NodeRegistry(cluster)
+    registry = NodeRegistry(cluster, HealthBoard(cluster))
     scheduler = JobScheduler(cluster, registry, default_timeout_s=5)
     routine = scheduler.try_acquire("routine", ["phi4"], priority=3)
     assert routine is not None

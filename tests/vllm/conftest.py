@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from cluster.settings import Settings
+from app.settings import Settings
 from cluster.config import load_cluster_config
 from devnodes.environment import cache_dir, model_dir, vllm_python
 from devnodes.servers import DEFAULT_CLUSTER, VllmServer, node_models, write_cluster_config

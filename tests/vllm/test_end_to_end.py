@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from cluster.runtime import build_runtime
+from app.runtime import build_runtime
 from tests.vllm.conftest import LiveRouter, VllmCluster, router_settings
 
 pytestmark = pytest.mark.vllm
@@ -104,7 +104,7 @@ async def test_streaming_through_the_pool(vllm_cluster: VllmCluster) -> None:
         pieces = [
             p
             async for p in runtime.pool.stream_model(
-                "deepseek", "Explain DNS tunnelling", {"max_tokens": 12}
+                "deepseek", "Explain DNS tunnelling", {"max_tokens": 12}, node_id="gb10-node-1"
             )
         ]
         assert len(pieces) > 1

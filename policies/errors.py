@@ -2,6 +2,22 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ErrorInfo:
+    """A failure as data: what a failed branch records and a client reads."""
+
+    code: str
+    """Stable machine-readable code, e.g. `backend_unavailable`."""
+    message: str
+    """What went wrong, for a person."""
+    http_status: int
+    """The status that says whose fault it is."""
+    retry_after_s: float | None = None
+    """When trying again makes sense, for capacity and rate limits."""
+
 
 class RouterError(Exception):
     """A failure with a stable code and the HTTP status that says whose fault it is."""
@@ -14,16 +30,10 @@ class RouterError(Exception):
         self.message = message
         self.retry_after_s = retry_after_s
 
-    def to_dict(self) -> dict[str, object]:
-        """The JSON body clients see."""
-        body: dict[str, object] = {
-            "code": self.code,
-            "message": self.message,
-            "http_status": self.http_status,
-        }
-        if self.retry_after_s is not None:
-            body["retry_after_s"] = round(self.retry_after_s, 3)
-        return body
+    def info(self) -> ErrorInfo:
+        """The failure as data."""
+        retry = None if self.retry_after_s is None else round(self.retry_after_s, 3)
+        return ErrorInfo(self.code, self.message, self.http_status, retry)
 
 
 class InvalidRequest(RouterError):
@@ -88,17 +98,13 @@ class BackendTimeout(RouterError):
     http_status = 504
 
 
-def error_from_dict(body: dict[str, object]) -> RouterError:
-    """Rebuild a RouterError from its `to_dict` form (a branch's recorded failure)."""
+def error_from_info(info: ErrorInfo) -> RouterError:
+    """Raise-able again: the RouterError subclass of a recorded failure's code."""
     classes: list[type[RouterError]] = [RouterError]
     index = 0
     while index < len(classes):
         classes.extend(classes[index].__subclasses__())
         index += 1
     by_code = {cls.code: cls for cls in classes}
-    cls = by_code.get(str(body.get("code")), RouterError)
-    retry = body.get("retry_after_s")
-    return cls(
-        str(body.get("message", "")),
-        retry_after_s=float(retry) if isinstance(retry, int | float) else None,
-    )
+    cls = by_code.get(info.code, RouterError)
+    return cls(info.message, retry_after_s=info.retry_after_s)

@@ -6,12 +6,15 @@ default; Redis when several replicas share it.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
+
+from cluster.completion import CallResult, Completion, FailedOver, Usage
 
 
 def cache_key(
@@ -30,10 +33,30 @@ def cacheable(params: dict[str, Any], opted_in: bool) -> bool:
     return opted_in or params.get("temperature") == 0
 
 
-class ResponseCache(Protocol):
-    async def get(self, key: str) -> dict[str, Any] | None: ...
+def encode(result: CallResult) -> str:
+    """A call result as the JSON a cache entry holds."""
+    return json.dumps(dataclasses.asdict(result))
 
-    async def set(self, key: str, value: dict[str, Any]) -> None: ...
+
+def decode(raw: str | bytes) -> CallResult:
+    """The call result a cache entry holds."""
+    data = json.loads(raw)
+    completion = dict(data.pop("completion"))
+    completion["usage"] = Usage(**completion["usage"])
+    moved = data.pop("failed_over_from")
+    return CallResult(
+        completion=Completion(**completion),
+        failed_over_from=None if moved is None else FailedOver(**moved),
+        **data,
+    )
+
+
+# Checkable at run time so that a context holding one can have a pydantic (JSON) schema.
+@runtime_checkable
+class ResponseCache(Protocol):
+    async def get(self, key: str) -> CallResult | None: ...
+
+    async def set(self, key: str, value: CallResult) -> None: ...
 
     async def close(self) -> None: ...
 
@@ -47,9 +70,9 @@ class MemoryCache:
         self._ttl = ttl_s
         self._max = max_entries
         self._clock = clock
-        self._data: OrderedDict[str, tuple[float, dict[str, Any]]] = OrderedDict()
+        self._data: OrderedDict[str, tuple[float, CallResult]] = OrderedDict()
 
-    async def get(self, key: str) -> dict[str, Any] | None:
+    async def get(self, key: str) -> CallResult | None:
         entry = self._data.get(key)
         if entry is None:
             return None
@@ -59,7 +82,7 @@ class MemoryCache:
         self._data.move_to_end(key)
         return entry[1]
 
-    async def set(self, key: str, value: dict[str, Any]) -> None:
+    async def set(self, key: str, value: CallResult) -> None:
         self._data[key] = (self._clock() + self._ttl, value)
         self._data.move_to_end(key)
         while len(self._data) > self._max:
@@ -84,15 +107,12 @@ class RedisCache:
         self._redis: Any = redis_client(url)
         self._ttl = max(1, int(ttl_s))
 
-    async def get(self, key: str) -> dict[str, Any] | None:
+    async def get(self, key: str) -> CallResult | None:
         raw = await self._redis.get(key)
-        if raw is None:
-            return None
-        value: dict[str, Any] = json.loads(raw)
-        return value
+        return None if raw is None else decode(raw)
 
-    async def set(self, key: str, value: dict[str, Any]) -> None:
-        await self._redis.set(key, json.dumps(value), ex=self._ttl)
+    async def set(self, key: str, value: CallResult) -> None:
+        await self._redis.set(key, encode(value), ex=self._ttl)
 
     async def close(self) -> None:
         await self._redis.aclose()

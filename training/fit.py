@@ -1,6 +1,6 @@
 """Fit the learned layer on `routing/data/routing_train.jsonl` and save `routing/data/learned.npz`.
 
-    uv run python -m routing.train
+    uv run python -m training.fit
 
 The regularisation is chosen by 5-fold cross-validation on the training examples alone; the
 labelled dev set is for measuring, never for fitting.
@@ -25,7 +25,7 @@ from routing.features import feature_vector
 from routing.language import ask_text, pasted_foreign_share
 from routing.learned import LABELS, LearnedModel, fit_softmax
 
-DATA = Path(__file__).resolve().parent / "data"
+DATA = Path(__file__).resolve().parent.parent / "routing" / "data"
 TRAINING_FILE = DATA / "routing_train.jsonl"
 MODEL_FILE = DATA / "learned.npz"
 L2_CHOICES = (3e-5, 1e-4, 3e-4)

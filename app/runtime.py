@@ -5,104 +5,84 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
+from app.backends import response_cache
+from app.settings import Settings
+from cluster.cache import ResponseCache
+from cluster.calls import ReservedCalls
 from cluster.config import (
     ClusterConfig,
     check_policy_models,
     load_cluster_config,
     load_routing_policy,
 )
+from cluster.health import HealthBoard
 from cluster.merger import MergerAgent
 from cluster.pool import LLMPool, PoolOptions
 from cluster.prober import HealthProber
 from cluster.registry import NodeRegistry
-from cluster.router import LLMRouter, TaskClassifier
 from cluster.scheduler import JobScheduler
-from cluster.settings import Settings
+from graph.context import RouterContext
 from policies.classification import RuleClassifier
 from policies.placement import Limits, Weights
 from policies.routing_policy import RoutingPolicy
 from routing.judge import LLMJudge
 from routing.layered import LayeredClassifier
-from service.cache import MemoryCache, RedisCache, ResponseCache
+from routing.router import LLMRouter, PolicySource, TaskClassifier
 
 log = logging.getLogger(__name__)
 
 
-def build_classifier(
-    settings: Settings, policy: RoutingPolicy
-) -> RuleClassifier | LayeredClassifier:
+def build_classifier(settings: Settings, policy: RoutingPolicy) -> TaskClassifier:
     """The classifier the settings ask for."""
     if settings.classifier == "rules":
         return RuleClassifier(policy)
     return LayeredClassifier.load(policy)
 
 
-def describe_classifier(classifier: TaskClassifier) -> dict[str, object]:
-    if isinstance(classifier, LayeredClassifier):
-        return classifier.describe()
-    return {"active": "rules", "layers": ["override", "rules"], "unavailable_reason": None}
-
-
-@dataclass
-class PolicyFile:
-    """The routing policy file and what happened when it was last (re)loaded."""
-
-    path: Path
-    mtime: float
-    loaded_at: float
-    last_error: str | None = None
-
-
 @dataclass
 class RouterRuntime:
-    """The router's parts; the graph gets it as context, HTTP handlers through Depends."""
+    """The router's parts; the graph gets `context`, HTTP handlers the service built on it."""
 
     settings: Settings
     cluster: ClusterConfig
-    policy: RoutingPolicy
-    router: LLMRouter
+    health: HealthBoard
     registry: NodeRegistry
     scheduler: JobScheduler
     pool: LLMPool
+    calls: ReservedCalls
+    router: LLMRouter
     merger: MergerAgent
-    policy_file: PolicyFile
     cache: ResponseCache
+    context: RouterContext
+    """What every graph run receives."""
 
     def reload_policy(self) -> bool:
         """Load the policy file again if it changed; a broken one is refused, the old stays.
 
         Returns whether a new policy took effect.
         """
-        path = self.policy_file.path
+        source = self.router.source
+        assert source is not None, "a runtime's router knows its policy file"
         try:
-            mtime = path.stat().st_mtime
+            mtime = source.path.stat().st_mtime
         except OSError as exc:
-            self.policy_file.last_error = f"{path}: {exc.strerror}"
+            source.last_error = f"{source.path}: {exc.strerror}"
             return False
-        if mtime == self.policy_file.mtime:
+        if mtime == source.mtime:
             return False
-        self.policy_file.mtime = mtime
+        source.mtime = mtime
         try:
-            policy = load_routing_policy(path)
+            policy = load_routing_policy(source.path)
             check_policy_models(policy, self.cluster)
         except ValueError as exc:
-            self.policy_file.last_error = " ".join(str(exc).split())
-            log.error("routing policy %s refused, the previous one stays: %s", path, exc)
+            source.last_error = " ".join(str(exc).split())
+            log.error("routing policy %s refused, the previous one stays: %s", source.path, exc)
             return False
-        classifier = self.router.classifier
-        if isinstance(classifier, LayeredClassifier):
-            classifier = classifier.with_policy(policy)
-        else:
-            classifier = RuleClassifier(policy)
-        self.policy = policy
-        self.router.policy = policy
-        self.router.classifier = classifier
-        self.router.judge = LLMJudge(self.pool, policy.judge)
-        self.policy_file.loaded_at = time.time()
-        self.policy_file.last_error = None
-        log.info("routing policy %s reloaded", path)
+        self.router.use_policy(policy, LLMJudge(self.calls.text, policy.judge))
+        source.loaded_at = time.time()
+        source.last_error = None
+        log.info("routing policy %s reloaded", source.path)
         return True
 
     def prober(self) -> HealthProber:
@@ -110,10 +90,14 @@ class RouterRuntime:
         return HealthProber(
             self.cluster,
             self.registry,
-            self.pool,
             interval_s=self.settings.health_interval_s,
             timeout_s=self.settings.health_timeout_s,
         )
+
+    async def aclose(self) -> None:
+        """Close the pool's connections and the cache's."""
+        await self.pool.aclose()
+        await self.cache.close()
 
 
 def build_runtime(
@@ -127,15 +111,13 @@ def build_runtime(
         cluster = cluster.with_node_urls(overrides)
     policy = load_routing_policy(settings.routing_config)
     check_policy_models(policy, cluster)
-    policy_file = PolicyFile(
-        settings.routing_config, settings.routing_config.stat().st_mtime, time.time()
-    )
     if settings.ensemble_aggregator not in cluster.models:
         raise ValueError(
             f"ensemble_aggregator: unknown model {settings.ensemble_aggregator!r}; "
             f"valid: {', '.join(cluster.models)}"
         )
-    registry = NodeRegistry(cluster)
+    health = HealthBoard(cluster)
+    registry = NodeRegistry(cluster, health)
     scheduler = JobScheduler(
         cluster,
         registry,
@@ -157,22 +139,40 @@ def build_runtime(
             max_retries=settings.llm_max_retries,
             request_logprobs=settings.llm_request_logprobs,
         ),
+        health,
+    )
+    calls = ReservedCalls(scheduler, pool)
+    source = PolicySource(
+        settings.routing_config, settings.routing_config.stat().st_mtime, time.time()
+    )
+    router = LLMRouter(
+        policy,
+        list(cluster.models),
+        build_classifier(settings, policy),
+        LLMJudge(calls.text, policy.judge),
+        source,
+    )
+    merger = MergerAgent(calls, settings.ensemble_aggregator)
+    cache = response_cache(settings)
+    context = RouterContext(
+        router=router,
+        scheduler=scheduler,
+        pool=pool,
+        merger=merger,
+        cache=cache,
+        enable_parallel=settings.llm_enable_parallel,
+        max_parallel_jobs=settings.llm_max_parallel_jobs,
     )
     return RouterRuntime(
         settings=settings,
         cluster=cluster,
-        policy=policy,
-        router=LLMRouter(
-            policy, cluster, build_classifier(settings, policy), LLMJudge(pool, policy.judge)
-        ),
+        health=health,
         registry=registry,
         scheduler=scheduler,
         pool=pool,
-        merger=MergerAgent(pool, settings.ensemble_aggregator),
-        policy_file=policy_file,
-        cache=(
-            RedisCache(settings.redis_url, settings.cache_ttl_s)
-            if settings.redis_url
-            else MemoryCache(settings.cache_ttl_s)
-        ),
+        calls=calls,
+        router=router,
+        merger=merger,
+        cache=cache,
+        context=context,
     )

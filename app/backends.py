@@ -1,0 +1,58 @@
+"""Every storage backend, chosen in one place: embedded (memory, SQLite) on one machine,
+Redis and PostgreSQL when the settings name them, so that replicas share them."""
+
+from __future__ import annotations
+
+from contextlib import AbstractAsyncContextManager
+from pathlib import Path
+
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
+
+from app.settings import Settings
+from cluster.cache import MemoryCache, RedisCache, ResponseCache
+from cluster.checkpoints import postgres_checkpointer, sqlite_checkpointer
+from graph.records import CHECKPOINTED_TYPES
+from service.audit import AuditStore, PostgresAuditStore, SqliteAuditStore
+from service.jobs import MemoryJobStore
+from service.ratelimit import Counters, MemoryCounters, RedisCounters
+
+_POSTGRES = ("postgres://", "postgresql://")
+
+
+def response_cache(settings: Settings) -> ResponseCache:
+    """Redis when `REDIS_URL` is set, else a bounded LRU in the process."""
+    if settings.redis_url:
+        return RedisCache(settings.redis_url, settings.cache_ttl_s)
+    return MemoryCache(settings.cache_ttl_s)
+
+
+def rate_counters(settings: Settings) -> Counters:
+    """Redis when `REDIS_URL` is set, else counters in the process."""
+    if settings.redis_url:
+        return RedisCounters(settings.redis_url)
+    return MemoryCounters()
+
+
+def job_store() -> MemoryJobStore:
+    """Asynchronous jobs, kept in the process (one replica answers for its own jobs)."""
+    return MemoryJobStore()
+
+
+async def open_audit_store(database_url: str | None, state_dir: Path) -> AuditStore:
+    """PostgreSQL for a postgresql:// URL, else SQLite under `state_dir`."""
+    if database_url and database_url.startswith(_POSTGRES):
+        return await PostgresAuditStore.open(database_url)
+    return await SqliteAuditStore.open(state_dir / "audit.sqlite")
+
+
+def checkpointer(
+    settings: Settings,
+) -> AbstractAsyncContextManager[BaseCheckpointSaver[str]]:
+    """PostgreSQL for a postgresql:// `ROUTER_CHECKPOINT_DSN`, else SQLite under the state
+    directory; either revives only the graph state's own types."""
+    serde = JsonPlusSerializer(allowed_msgpack_modules=CHECKPOINTED_TYPES)
+    dsn = settings.checkpoint_dsn
+    if dsn and dsn.startswith(_POSTGRES):
+        return postgres_checkpointer(dsn, serde)
+    return sqlite_checkpointer(settings.state_dir / "checkpoints.sqlite", serde)

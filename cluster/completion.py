@@ -1,0 +1,79 @@
+"""What a model call gives back: the completion and where, how fast and how sure."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+def branch_label(model: str, node_id: str) -> str:
+    """How merges and summaries name who answered: `model@node`."""
+    return f"{model}@{node_id}"
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Tokens a call (or several) consumed."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            self.prompt_tokens + other.prompt_tokens,
+            self.completion_tokens + other.completion_tokens,
+            self.total_tokens + other.total_tokens,
+        )
+
+
+@dataclass(frozen=True)
+class Completion:
+    """One assistant answer in the terms of OpenAI's chat completion."""
+
+    id: str
+    """The server's completion id (a job id for merged answers)."""
+    model: str
+    """The model as the server names it (served names joined with `+` when merged)."""
+    content: str
+    """The answer's text."""
+    finish_reason: str | None
+    """`stop`, `length` (truncated), ..."""
+    usage: Usage
+    """Tokens consumed."""
+    created: int | None = None
+    """Unix time the server answered (none for merged answers)."""
+
+
+@dataclass(frozen=True)
+class FailedOver:
+    """Where a call went first, before its server failed."""
+
+    node_id: str
+    model: str
+    error: str
+    """The first attempt's error code."""
+
+
+@dataclass(frozen=True)
+class CallResult:
+    """One model call's answer, with the model and node that gave it."""
+
+    completion: Completion
+    model: str
+    """The router's name of the model called."""
+    node_id: str
+    """The node called."""
+    endpoint: str
+    """The base URL its ChatOpenAI client used."""
+    latency_ms: float
+    """Time the call took."""
+    confidence: float | None
+    """0-1 from token logprobs; None when the server gave none."""
+    cache_hit: bool = False
+    """Served from the response cache rather than the model."""
+    failed_over_from: FailedOver | None = None
+    """Set when the call moved to this node after another's server failed."""
+
+    @property
+    def label(self) -> str:
+        return branch_label(self.model, self.node_id)

@@ -1,0 +1,148 @@
+"""The typed records the graph's nodes pass on: scheduling reports, call outcomes, results."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from cluster.completion import CallResult, Completion, FailedOver, Usage, branch_label
+from cluster.scheduler import NodeRef
+from policies.errors import ErrorInfo
+from policies.merge import MergeReport
+from policies.types import DecisionLayer, ExecutionMode, MergeStrategy, TaskType
+from routing.router import Alternate, Override, RoutingDecision
+
+
+def new_job_id() -> str:
+    """A fresh job id."""
+    return f"job_{uuid.uuid4().hex[:16]}"
+
+
+class JobStatus(StrEnum):
+    """Where a run of the graph stands."""
+
+    ROUTED = "routed"
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETED = "completed"
+
+
+@dataclass(frozen=True)
+class SchedulingReport:
+    """Where a step's calls run and why, and how long the job waited for capacity."""
+
+    job_id: str
+    execution_mode: ExecutionMode
+    """The mode as the caller sees it: `queued` when the job waited."""
+    dispatched_as: ExecutionMode
+    """The mode it ran in."""
+    nodes: list[NodeRef]
+    """Every reservation of the step, the first being the main one."""
+    reason: str
+    """Why placement chose the first node, with the runners-up's scores."""
+    queue_wait_s: float
+    """Seconds spent waiting for capacity."""
+
+    @property
+    def node(self) -> NodeRef:
+        """The step's first (or only) reservation."""
+        return self.nodes[0]
+
+    @property
+    def queued(self) -> bool:
+        return bool(self.queue_wait_s)
+
+
+@dataclass(frozen=True)
+class BranchResult:
+    """What one `call_model` produced: an answer or a failure."""
+
+    step: int
+    """Chain step (0 outside chains)."""
+    branch: int
+    """Position among the step's calls."""
+    model: str
+    """Model that answered (or failed)."""
+    node_id: str
+    """Node called last."""
+    first_item: int | None
+    """Index of the chunk's first item in the batch, or None."""
+    item_count: int
+    """Items in the chunk (0 when not a batch)."""
+    call: CallResult | None
+    """The answer, or None when the call failed."""
+    error: ErrorInfo | None
+    """The failure, or None."""
+
+    @property
+    def label(self) -> str:
+        return branch_label(self.model, self.node_id)
+
+
+@dataclass(frozen=True)
+class ChainStep:
+    """One finished step of a chain, whose output the next steps read."""
+
+    step: int
+    operation: str
+    task_type: TaskType
+    model: str
+    node_id: str
+    output: str
+    latency_ms: float
+    scheduling: SchedulingReport | None
+
+
+@dataclass(frozen=True)
+class JobResult:
+    """The job's answer: one call's, a chain's last step's, or several merged."""
+
+    call: CallResult | None = None
+    """The call whose answer this is (single mode, a chain's last step)."""
+    merged: Completion | None = None
+    """The merged answer, when several calls met."""
+    merge: MergeReport | None = None
+    """How the merged answer was made."""
+    branches: list[BranchResult] = field(default_factory=list)
+    """Every call of a merged step, failures too, in item order."""
+    chain: list[ChainStep] = field(default_factory=list)
+    """A chain's steps."""
+
+    @property
+    def completion(self) -> Completion:
+        """The answer the client reads."""
+        if self.call is not None:
+            return self.call.completion
+        assert self.merged is not None, "a job result holds a call or a merged answer"
+        return self.merged
+
+    @property
+    def cache_hit(self) -> bool:
+        """Whether any answer in it came from the response cache."""
+        calls = [self.call, *(b.call for b in self.branches)]
+        return any(c is not None and c.cache_hit for c in calls)
+
+
+#: Every type a checkpoint of this state may hold; the checkpointer revives these alone.
+CHECKPOINTED_TYPES: tuple[type, ...] = (
+    Alternate,
+    BranchResult,
+    CallResult,
+    ChainStep,
+    Completion,
+    DecisionLayer,
+    ErrorInfo,
+    ExecutionMode,
+    FailedOver,
+    JobResult,
+    JobStatus,
+    MergeReport,
+    MergeStrategy,
+    NodeRef,
+    Override,
+    RoutingDecision,
+    SchedulingReport,
+    TaskType,
+    Usage,
+)

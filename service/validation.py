@@ -1,0 +1,18 @@
+"""Size limits on a request, checked once, before it is admitted or counted."""
+
+from __future__ import annotations
+
+from policies.errors import InvalidRequest
+from service.context import ServiceOptions
+
+
+def check_request(options: ServiceOptions, prompt: str, items: list[str]) -> None:
+    """InvalidRequest when the prompt is empty, or the prompt or batch is over its limit."""
+    if not prompt.strip():
+        raise InvalidRequest("prompt is empty")
+    if len(prompt) > options.max_prompt_chars:
+        raise InvalidRequest(
+            f"prompt: {len(prompt)} characters, over the limit of {options.max_prompt_chars}"
+        )
+    if len(items) > options.max_items:
+        raise InvalidRequest(f"items: {len(items)} items, over the limit of {options.max_items}")
