@@ -7,6 +7,7 @@ all render through these functions.
 from __future__ import annotations
 
 import dataclasses
+from enum import Enum
 from typing import Any
 
 from cluster.completion import CallResult, Completion, Usage
@@ -191,7 +192,8 @@ def models_used(out: RouterOutput) -> list[str]:
 
 
 def response_json(out: RouterOutput) -> dict[str, Any]:
-    """A finished run as `/api/llm/process` answers it."""
+    """A finished run as `/api/llm/process` answers it: JSON-ready (dicts, lists, strings,
+    numbers, booleans and None alone)."""
     body: dict[str, Any] = {k: jsonable(v) for k, v in out.items()}
     body["models_used"] = models_used(out)
     result = out.get("result")
@@ -266,10 +268,12 @@ _RENDERERS: dict[type, Any] = {
 
 
 def jsonable(value: Any) -> Any:
-    """`value` with every typed record in it rendered as its JSON shape."""
+    """`value` with every typed record in it rendered as its JSON shape, enums as their values."""
     render = _RENDERERS.get(type(value))
     if render is not None:
         return render(value)
+    if isinstance(value, Enum):
+        return value.value
     if isinstance(value, list):
         return [jsonable(v) for v in value]
     if isinstance(value, dict):

@@ -8,7 +8,6 @@ from collections.abc import Awaitable
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Query, Request
-from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, Response
 
 from graph.records import new_job_id
@@ -106,7 +105,7 @@ async def process(body: ProcessRequest, principal: User, service: Service, reque
     tokens = 0 if result is None else result.completion.usage.total_tokens
     await service.limiter.spend(principal.user, principal.tenant, tokens)
     await service.record(entry(status="completed", http_status=200, response=out))
-    return JSONResponse(jsonable_encoder(response_json(out)), headers=headers)
+    return JSONResponse(response_json(out), headers=headers)
 
 
 @router.get("/queue")
