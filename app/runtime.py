@@ -48,14 +48,29 @@ class RouterRuntime:
     cluster: ClusterConfig
     health: HealthBoard
     registry: NodeRegistry
-    scheduler: JobScheduler
-    pool: LLMPool
     calls: ReservedCalls
-    router: LLMRouter
-    merger: MergerAgent
-    cache: ResponseCache
     context: RouterContext
-    """What every graph run receives."""
+    """What every graph run receives: the router, scheduler, pool, merger and cache."""
+
+    @property
+    def router(self) -> LLMRouter:
+        return self.context.router
+
+    @property
+    def scheduler(self) -> JobScheduler:
+        return self.context.scheduler
+
+    @property
+    def pool(self) -> LLMPool:
+        return self.context.pool
+
+    @property
+    def merger(self) -> MergerAgent:
+        return self.context.merger
+
+    @property
+    def cache(self) -> ResponseCache:
+        return self.context.cache
 
     def reload_policy(self) -> bool:
         """Load the policy file again if it changed; a broken one is refused, the old stays.
@@ -152,14 +167,12 @@ def build_runtime(
         LLMJudge(calls.text, policy.judge),
         source,
     )
-    merger = MergerAgent(calls, settings.ensemble_aggregator)
-    cache = response_cache(settings)
     context = RouterContext(
         router=router,
         scheduler=scheduler,
         pool=pool,
-        merger=merger,
-        cache=cache,
+        merger=MergerAgent(calls, settings.ensemble_aggregator),
+        cache=response_cache(settings),
         enable_parallel=settings.llm_enable_parallel,
         max_parallel_jobs=settings.llm_max_parallel_jobs,
     )
@@ -168,11 +181,6 @@ def build_runtime(
         cluster=cluster,
         health=health,
         registry=registry,
-        scheduler=scheduler,
-        pool=pool,
         calls=calls,
-        router=router,
-        merger=merger,
-        cache=cache,
         context=context,
     )

@@ -52,7 +52,6 @@ class Endpoint:
     served_name: str
     base_url: str
     llm: ChatOpenAI
-    in_flight: int = 0
 
 
 @dataclass(frozen=True)
@@ -224,7 +223,6 @@ class LLMPool:
         """Count a call; its outcome goes on the health board; failures become RouterErrors."""
         call = _Call()
         where = (endpoint.node_id, endpoint.model)
-        endpoint.in_flight += 1
         self._health.record_call(*where)
         started = self._clock()
         try:
@@ -235,7 +233,5 @@ class LLMPool:
                 *where, f"{type(exc).__name__}: {exc}", server_side=not refused
             )
             raise _error_from(exc, endpoint) from exc
-        finally:
-            endpoint.in_flight -= 1
         call.latency_ms = (self._clock() - started) * 1000
         self._health.record_success(*where, call.latency_ms)
