@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from cluster.completion import branch_label
 from cluster.config import ClusterConfig
 from cluster.merger import MergerAgent
 from cluster.scheduler import JobScheduler
+from graph.records import new_job_id
 from policies.errors import InvalidRequest, RouterError
 from policies.merge import Candidate, Expectation, MergeReport, local_strategy
 from policies.types import ExecutionMode, MergeStrategy, NodeStatus, TaskType
@@ -38,11 +38,6 @@ __all__ = [
     "get_llm_router",
     "get_merger_agent",
 ]
-
-
-def _api_job_id() -> str:
-    """A job id for a call made through this API, outside any request."""
-    return f"api_{uuid.uuid4().hex[:12]}"
 
 
 @dataclass
@@ -146,7 +141,7 @@ class Pool:
         self, model_name: str, prompt: str, parameters: dict[str, Any] | None = None
     ) -> dict[str, Any]:
         """One chat completion in OpenAI's shape; RouterError subclasses on failure."""
-        return call_json(await self._calls.call(_api_job_id(), model_name, prompt, parameters))
+        return call_json(await self._calls.call(new_job_id(), model_name, prompt, parameters))
 
     async def call_multiple_models(
         self,
@@ -204,7 +199,7 @@ class Merger:
         parsed = MergeStrategy.parse(strategy) if isinstance(strategy, str) else strategy
         candidates = [candidate_from_dict(r, i) for i, r in enumerate(results)]
         outcome = await self._merger.amerge(
-            candidates, parsed, job_id=_api_job_id(), question=question
+            candidates, parsed, job_id=new_job_id(), question=question
         )
         return merge_json(MergeReport.of(outcome, candidates))
 

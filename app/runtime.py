@@ -8,7 +8,6 @@ from dataclasses import dataclass
 
 from app.backends import response_cache
 from app.settings import Settings
-from cluster.cache import ResponseCache
 from cluster.calls import ReservedCalls
 from cluster.config import (
     ClusterConfig,
@@ -68,10 +67,6 @@ class RouterRuntime:
     def merger(self) -> MergerAgent:
         return self.context.merger
 
-    @property
-    def cache(self) -> ResponseCache:
-        return self.context.cache
-
     def reload_policy(self) -> bool:
         """Load the policy file again if it changed; a broken one is refused, the old stays.
 
@@ -112,7 +107,7 @@ class RouterRuntime:
     async def aclose(self) -> None:
         """Close the pool's connections and the cache's."""
         await self.pool.aclose()
-        await self.cache.close()
+        await self.context.cache.close()
 
 
 def build_runtime(
@@ -131,7 +126,7 @@ def build_runtime(
             f"ensemble_aggregator: unknown model {settings.ensemble_aggregator!r}; "
             f"valid: {', '.join(cluster.models)}"
         )
-    health = HealthBoard(cluster)
+    health = HealthBoard(cluster, call_down_s=settings.call_failure_hold_s)
     registry = NodeRegistry(cluster, health)
     scheduler = JobScheduler(
         cluster,

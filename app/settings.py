@@ -89,6 +89,13 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("ROUTER_HEALTH_INTERVAL_S", "health_interval_s"),
     )
     """Seconds between health and metrics probes of every model server; 0 turns them off."""
+    call_failure_hold_s: float = Field(
+        default=5.0,
+        ge=0,
+        validation_alias=AliasChoices("ROUTER_CALL_FAILURE_HOLD_S", "call_failure_hold_s"),
+    )
+    """Seconds a model server whose call failed (unreachable, 5xx) gets no new work, unless
+    a probe finds it served sooner; 0 never takes it out on a call failure."""
     health_timeout_s: float = Field(
         default=1.0,
         gt=0,

@@ -50,5 +50,6 @@ class StudioContext(RouterContext):
 
 
 def make_graph() -> CompiledStateGraph[Any, RouterContext, Any, Any]:
-    """The compiled routing graph, runnable with no context."""
+    """The compiled routing graph, runnable with an empty context (`context={}`), as
+    `langgraph dev` runs it."""
     return build_graph(context_schema=StudioContext).compile()

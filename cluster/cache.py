@@ -9,12 +9,15 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
 from cluster.completion import CallResult, Completion, FailedOver, Usage
+
+log = logging.getLogger(__name__)
 
 
 def cache_key(
@@ -25,7 +28,8 @@ def cache_key(
         {"tenant": tenant, "model": model, "prompt": prompt, "system": system, "params": params},
         sort_keys=True,
     )
-    return f"gb10:cache:{tenant}:{hashlib.sha256(material.encode()).hexdigest()}"
+    # v2: entries hold an encoded CallResult; replicas of older releases read other keys.
+    return f"gb10:cache:v2:{tenant}:{hashlib.sha256(material.encode()).hexdigest()}"
 
 
 def cacheable(params: dict[str, Any], opted_in: bool) -> bool:
@@ -109,7 +113,13 @@ class RedisCache:
 
     async def get(self, key: str) -> CallResult | None:
         raw = await self._redis.get(key)
-        return None if raw is None else decode(raw)
+        if raw is None:
+            return None
+        try:
+            return decode(raw)
+        except (ValueError, KeyError, TypeError) as exc:
+            log.warning("cache entry %s is unreadable, treated as a miss: %r", key, exc)
+            return None
 
     async def set(self, key: str, value: CallResult) -> None:
         await self._redis.set(key, encode(value), ex=self._ttl)

@@ -229,9 +229,10 @@ class LLMPool:
             yield call
         except (openai.OpenAIError, TimeoutError, OSError) as exc:
             refused = isinstance(exc, openai.APIStatusError) and 400 <= exc.status_code < 500
+            slow = isinstance(exc, openai.APITimeoutError | TimeoutError)
             self._health.record_failure(
-                *where, f"{type(exc).__name__}: {exc}", server_side=not refused
+                *where, f"{type(exc).__name__}: {exc}", server_side=not (refused or slow)
             )
             raise _error_from(exc, endpoint) from exc
         call.latency_ms = (self._clock() - started) * 1000
-        self._health.record_success(*where, call.latency_ms)
+        self._health.record_success(*where)

@@ -79,8 +79,13 @@ class NodeRegistry:
             for n in cluster.nodes
         }
         self._listeners: list[Callable[[], None]] = []
+        health.on_return(self._changed)
         self.telemetry_max_age_s: float | None = None
         """Once set, a node whose telemetry is older counts as unknown and gets no work."""
+
+    def _changed(self) -> None:
+        for listener in self._listeners:
+            listener()
 
     def on_change(self, listener: Callable[[], None]) -> None:
         """Call `listener` after every status update (the scheduler re-dispatches)."""
@@ -128,8 +133,7 @@ class NodeRegistry:
             node.load = load
             node.telemetry_at = self._clock()
         node.updated_at = self._clock()
-        for listener in self._listeners:
-            listener()
+        self._changed()
         return node
 
     def update_status(
@@ -170,8 +174,7 @@ class NodeRegistry:
         node.updated_at = self._clock()
         if telemetry:
             node.telemetry_at = node.updated_at
-        for listener in self._listeners:
-            listener()
+        self._changed()
         return node
 
     def available_count(self) -> int:

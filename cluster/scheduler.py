@@ -242,7 +242,7 @@ class JobScheduler:
         for model in models:
             for config in self._cluster.serving(model):
                 node = self._registry.get(config.id)
-                if not health.is_up(config.id, model):
+                if not health.is_served(config.id, model):
                     continue
                 fits = self.job_vram(model) <= node.vram_total_gb - config.vram_used_gb
                 if node.status is not NodeStatus.OFFLINE and fits:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import operator
-from typing import Annotated, Any, Required
+from typing import Annotated, Any, Required, cast
 
 # LangServe builds its schemas from these; on Python 3.11 that needs typing_extensions.
 from typing_extensions import TypedDict
@@ -61,6 +61,8 @@ class BranchTask(TypedDict):
     """Chain step (0 outside chains)."""
     branch: int
     """Position among the step's calls."""
+    label: str
+    """Who is called, e.g. `granite-guardian@gb10-node-2`."""
     model: str
     """Model to call."""
     node_id: str
@@ -127,8 +129,25 @@ class RouterState(RouterInput, RouterOutput, total=False):
     """Index of the chain operation being run."""
 
 
+def restored(values: dict[str, Any]) -> RouterState:
+    """State read back from a checkpoint, its top-level enums revived."""
+    state = dict(values)
+    for key, enum in _ENUM_CHANNELS.items():
+        if state.get(key) is not None:
+            state[key] = enum(state[key])
+    return cast(RouterState, state)
+
+
+#: A PostgreSQL checkpoint keeps string channels as JSON strings: these come back as str.
+_ENUM_CHANNELS: dict[str, type[ExecutionMode] | type[JobStatus]] = {
+    "planned_mode": ExecutionMode,
+    "execution_mode": ExecutionMode,
+    "status": JobStatus,
+}
+
+
 def planned_mode(state: RouterState) -> ExecutionMode | None:
     """The mode chosen for the run, once classify has chosen it."""
     mode = state.get("planned_mode")
-    # A PostgreSQL checkpoint keeps string channels as JSON strings: the enum comes back a str.
+    # Read inside a resumed run too, where a PostgreSQL checkpoint gave it back as a str.
     return None if mode is None else ExecutionMode(mode)

@@ -8,6 +8,7 @@ from langgraph.runtime import Runtime
 from langgraph.types import Send
 
 from cluster.cache import cacheable
+from cluster.completion import branch_label
 from cluster.scheduler import Lease
 from graph.context import RouterContext
 from graph.records import JobStatus, SchedulingReport
@@ -25,6 +26,7 @@ def _task(
     return BranchTask(
         step=state.get("chain_index", 0),
         branch=branch,
+        label=branch_label(lease.model, lease.node_id),
         model=lease.model,
         node_id=lease.node_id,
         lease_id=lease.lease_id,
@@ -123,7 +125,7 @@ async def schedule(state: RouterState, runtime: Runtime[RouterContext]) -> dict[
         dispatched_as=mode,
         nodes=[ctx.scheduler.node_ref(lease) for lease in leases],
         reason=leases[0].reason,
-        queue_wait_s=round(waited, 4),
+        queue_wait_s=waited,
     )
     return {
         "plan": plan,

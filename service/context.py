@@ -13,15 +13,18 @@ from fastapi import Depends, Header, HTTPException, Request
 from cluster.health import HealthBoard
 from cluster.registry import NodeRegistry
 from graph.context import RouterContext
-from graph.state import RouterOutput
+from graph.state import RouterOutput, restored
 from policies.errors import RouterError, UnknownNode
 from service.audit import AuditRecord, AuditStore
 from service.auth import Authenticator, AuthError, Principal
 from service.jobs import JobRecord, MemoryJobStore
 from service.ratelimit import RateLimiter
-from service.responses import response_json
+from service.responses import error_json, response_json
 
 OUTPUT_KEYS = frozenset(RouterOutput.__annotations__)
+#: Prefix of a durable chain's thread: checkpoints written before the graph's state became
+#: typed records hold dicts this graph cannot read, so their job ids start afresh.
+CHECKPOINT_FORMAT = "v2"
 
 
 class JobNotFound(UnknownNode):
@@ -34,11 +37,11 @@ class JobNotFound(UnknownNode):
 class ServiceOptions:
     """What the HTTP layer enforces on requests and keeps in the audit trail."""
 
-    max_prompt_chars: int = 100_000
+    max_prompt_chars: int
     """Longest prompt accepted."""
-    max_items: int = 10_000
+    max_items: int
     """Most batch items one request may carry."""
-    audit_prompt_text: bool = False
+    audit_prompt_text: bool
     """Keep the prompt text in the audit trail (its SHA-256 and length are always kept)."""
 
 
@@ -87,7 +90,8 @@ class ServiceContext:
             self.context.scheduler.release_job(job_id)
 
     async def _run_durable(self, graph_input: dict[str, Any]) -> RouterOutput:
-        config = {"configurable": {"thread_id": graph_input["job_id"]}}
+        thread = f"{CHECKPOINT_FORMAT}:{graph_input['job_id']}"
+        config = {"configurable": {"thread_id": thread}}
         snapshot = await self.durable_graph.aget_state(config)
         values: dict[str, Any] = dict(snapshot.values or {})
         if not values:
@@ -100,7 +104,8 @@ class ServiceContext:
         if snapshot.next:
             out = await self.durable_graph.ainvoke(None, config, context=self.context)
             return out
-        return cast(RouterOutput, {k: v for k, v in values.items() if k in OUTPUT_KEYS})
+        finished = restored({k: v for k, v in values.items() if k in OUTPUT_KEYS})
+        return cast(RouterOutput, finished)
 
     async def record(self, entry: AuditRecord) -> None:
         """Write an audit record; it must be durable before the response leaves."""
@@ -120,11 +125,7 @@ class ServiceContext:
                 await self.record(audit(out, 200, "completed"))
             except RouterError as exc:
                 record.status = "failed"
-                record.error = {
-                    "code": exc.code,
-                    "message": exc.message,
-                    "http_status": exc.http_status,
-                }
+                record.error = error_json(exc.info())
                 await self.record(audit(None, exc.http_status, exc.code))
             finally:
                 record.finished_at = time.time()

@@ -16,7 +16,7 @@ from langserve.serialization import default as langserve_default
 from service.auth import AuthError
 from service.context import ServiceContext, current_principal
 from service.responses import jsonable
-from service.schemas import ProcessResponse
+from service.schemas import GraphOutput
 from service.validation import check_request
 
 
@@ -69,7 +69,7 @@ def mount_graph(app: FastAPI, service: ServiceContext) -> None:
         runnable,
         path="/graph",
         input_type=service.graph.get_input_schema(),
-        output_type=ProcessResponse,
+        output_type=GraphOutput,
         config_keys=("metadata", "tags"),
         per_req_config_modifier=identity,
         dependencies=[Depends(current_principal)],

@@ -60,7 +60,7 @@ def scheduling_json(s: SchedulingReport) -> dict[str, Any]:
         "nodes": [node_ref_json(ref) for ref in s.nodes],
         "reason": s.reason,
         "queued": s.queued,
-        "queue_wait_s": s.queue_wait_s,
+        "queue_wait_s": round(s.queue_wait_s, 4),
     }
 
 

@@ -6,9 +6,6 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-# LangServe builds its output schema from this; on Python 3.11 that needs typing_extensions.
-from typing_extensions import TypedDict
-
 from policies.types import MergeStrategy, NodeStatus, TaskType
 
 
@@ -106,30 +103,26 @@ class ClassificationRequest(BaseModel):
     model: str | None = None
 
 
-class ProcessResponse(TypedDict, total=False):
-    """What a finished request answers: the specification's response shape."""
+class GraphOutput(BaseModel):
+    """What `/graph` answers: a finished run in the specification's JSON shapes."""
 
-    job_id: str
+    model_config = ConfigDict(title="LangGraphOutput")
+
+    job_id: str | None = None
     """The job's id."""
-    status: str
+    status: str | None = None
     """completed (failures answer with an error code instead)."""
-    routing: dict[str, Any]
+    routing: dict[str, Any] | None = None
     """Task type, model, priority, confidence, alternates and reasons."""
-    scheduling: dict[str, Any]
+    scheduling: dict[str, Any] | None = None
     """Execution mode, node(s) and why, queue wait."""
-    result: dict[str, Any]
+    result: dict[str, Any] | None = None
     """OpenAI's chat-completion shape, with merge details or the chain's steps."""
-    execution_mode: str
+    execution_mode: str | None = None
     """single, parallel, chained or queued."""
-    chain: list[dict[str, Any]]
+    chain: list[dict[str, Any]] | None = None
     """Each chain step's operation, task type, model, node and output."""
-    user: str
+    user: str | None = None
     """Who ran the job."""
-    tenant: str
+    tenant: str | None = None
     """Whose job it is."""
-    models_used: list[str]
-    """Models that answered, in order of first use (`/api/llm/process`)."""
-    strategy: str
-    """The merge strategy, when several answers met (`/api/llm/process`)."""
-    cache_hit: bool
-    """Whether an answer came from the response cache (`/api/llm/process`)."""

@@ -119,17 +119,17 @@ class SimJob:
 
 def spec_cluster() -> list[SimNode]:
     """The specification's two nodes, as config/cluster.yaml lists them."""
-    return [SimNode(n.node_id, n.models, n.vram_total_gb) for n in TOPOLOGY.nodes]
+    return [SimNode(n.node_id, n.models, n.vram_total_gb, n.vram_used_gb) for n in TOPOLOGY.nodes]
 
 
 def replicated_cluster() -> list[SimNode]:
     """Four nodes: each of the specification's two model sets on two nodes."""
     a, b = spec_cluster()
     return [
-        SimNode("gb10-node-1", a.models, a.vram_total_gb),
-        SimNode("gb10-node-2", b.models, b.vram_total_gb),
-        SimNode("gb10-node-3", a.models, a.vram_total_gb),
-        SimNode("gb10-node-4", b.models, b.vram_total_gb),
+        SimNode("gb10-node-1", a.models, a.vram_total_gb, a.base_used_gb),
+        SimNode("gb10-node-2", b.models, b.vram_total_gb, b.base_used_gb),
+        SimNode("gb10-node-3", a.models, a.vram_total_gb, a.base_used_gb),
+        SimNode("gb10-node-4", b.models, b.vram_total_gb, b.base_used_gb),
     ]
 
 
@@ -225,7 +225,7 @@ def simulate(
     limits: Limits | None = None,
 ) -> Outcome:
     """Run jobs through a scheduler: `gb10` (this router's policies), `round_robin`, `random`."""
-    weights = weights or Weights()
+    weights = weights or TOPOLOGY.weights
     limits = limits or Limits()
     rng = random.Random(seed)
     events: list[tuple[float, int, str, SimJob | tuple[SimNode, int, int]]] = []

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cluster.config import CONFIG_DIR, load_cluster_config, load_routing_policy
+from policies.placement import Weights
 from policies.types import TaskType
 
 
@@ -16,6 +17,8 @@ class NodeShape:
     node_id: str
     models: frozenset[str]
     vram_total_gb: float
+    vram_used_gb: float
+    """In use outside the router's reservations (cluster.yaml's vram_used_gb)."""
 
 
 @dataclass(frozen=True)
@@ -29,11 +32,14 @@ class Route:
 
 @dataclass(frozen=True)
 class Topology:
-    """Nodes, the VRAM one request reserves per model, and each task type's models."""
+    """Nodes, the VRAM one request reserves per model, each task type's models, and how
+    placement weighs a node's load."""
 
     nodes: list[NodeShape]
     job_vram_gb: dict[str, float]
     routes: list[Route]
+    weights: Weights
+    """Placement score weights (cluster.yaml's placement)."""
 
 
 def load_topology(
@@ -44,7 +50,11 @@ def load_topology(
     cluster = load_cluster_config(cluster_path)
     policy = load_routing_policy(routing_path)
     return Topology(
-        nodes=[NodeShape(n.id, frozenset(n.models), n.vram_total_gb) for n in cluster.nodes],
+        nodes=[
+            NodeShape(n.id, frozenset(n.models), n.vram_total_gb, n.vram_used_gb)
+            for n in cluster.nodes
+        ],
         job_vram_gb={name: m.job_vram_gb for name, m in cluster.models.items()},
         routes=[Route(t, p.primary, list(p.fallbacks)) for t, p in policy.task_types.items()],
+        weights=Weights(**cluster.placement.model_dump()),
     )

@@ -46,6 +46,17 @@ def test_invoke_runs_the_graph_as_the_token_holder(
         )
     assert r.status_code == 200, r.text
     out = r.json()["output"]
+    assert set(out) == {
+        "job_id",
+        "status",
+        "routing",
+        "scheduling",
+        "result",
+        "execution_mode",
+        "chain",
+        "user",
+        "tenant",
+    }
     assert out["routing"]["model"] == "llama31"
     assert (out["user"], out["tenant"]) == ("bob", "acme")
     assert fake_cluster.node2.models_called() == ["llama31"]

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+
+import pytest
+
 from cluster.config import CONFIG_DIR, load_cluster_config
 from cluster.health import HealthBoard
 from cluster.registry import NodeRegistry
 from cluster.scheduler import JobScheduler
+from policies.errors import NoCapableNode
 
 CLUSTER = load_cluster_config(CONFIG_DIR / "cluster.yaml")
 
@@ -34,11 +39,11 @@ def test_refused_requests_do_not_count_and_a_success_clears_failures() -> None:
     assert health.is_up("gb10-node-2", "phi4")
     record = health.get("gb10-node-2", "phi4")
     assert (record.failures, record.last_error) == (3, "APIStatusError: 400")
-    health.record_failure("gb10-node-2", "phi4", "timeout", server_side=True)
-    health.record_success("gb10-node-2", "phi4", 12.5)
-    health.record_failure("gb10-node-2", "phi4", "timeout", server_side=True)
+    health.record_failure("gb10-node-2", "phi4", "503", server_side=True)
+    health.record_success("gb10-node-2", "phi4")
+    health.record_failure("gb10-node-2", "phi4", "503", server_side=True)
     assert health.is_up("gb10-node-2", "phi4")
-    assert record.last_latency_ms == 12.5
+    assert record.last_error == "503"
 
 
 def test_a_probe_decides_until_the_next_one() -> None:
@@ -64,3 +69,30 @@ def test_placement_reads_the_board() -> None:
     assert scheduler.try_acquire("j", ["llama31"]) is None
     lease = scheduler.try_acquire("j", ["llama31", "deepseek"])
     assert lease is not None and (lease.model, lease.node_id) == ("deepseek", "gb10-node-1")
+
+
+async def test_a_failed_call_makes_jobs_wait_not_fail_and_they_run_when_the_hold_ends() -> None:
+    health = HealthBoard(CLUSTER, call_down_s=0.3)
+    registry = NodeRegistry(CLUSTER, health)
+    scheduler = JobScheduler(CLUSTER, registry, default_timeout_s=5)
+    health.record_failure("gb10-node-2", "llama31", "ConnectError", server_side=True)
+    assert not health.is_up("gb10-node-2", "llama31") and health.is_served("gb10-node-2", "llama31")
+    waiter = asyncio.create_task(scheduler.acquire("j", ["llama31"]))
+    await asyncio.sleep(0.1)
+    assert not waiter.done() and scheduler.queue_depth == 1
+    lease = await asyncio.wait_for(waiter, 2)
+    assert (lease.model, lease.node_id) == ("llama31", "gb10-node-2")
+
+
+async def test_a_probe_that_finds_it_gone_fails_the_waiters_at_once() -> None:
+    health = HealthBoard(CLUSTER, call_down_s=30)
+    registry = NodeRegistry(CLUSTER, health)
+    scheduler = JobScheduler(CLUSTER, registry, default_timeout_s=5)
+    health.record_failure("gb10-node-2", "llama31", "ConnectError", server_side=True)
+    waiter = asyncio.create_task(scheduler.acquire("j", ["llama31"]))
+    await asyncio.sleep(0.05)
+    assert not waiter.done()
+    health.record_probe("gb10-node-2", "llama31", up=False, error="gone")
+    registry.record_probe("gb10-node-2", down_models={"llama31"}, load=None)
+    with pytest.raises(NoCapableNode):
+        await asyncio.wait_for(waiter, 2)

@@ -8,16 +8,18 @@ import pytest
 
 from cluster.config import CONFIG_DIR, load_cluster_config, load_routing_policy
 from devnodes.servers import local_servers
-from sim.model import BASE_SERVICE_S, JOB_VRAM_GB, TASKS, spec_cluster
+from policies.placement import Weights
+from sim.model import BASE_SERVICE_S, JOB_VRAM_GB, TASKS, TOPOLOGY, spec_cluster
 
 CLUSTER = load_cluster_config(CONFIG_DIR / "cluster.yaml")
 POLICY = load_routing_policy(CONFIG_DIR / "routing.yaml")
 
 
 def test_the_simulated_cluster_is_the_configured_one() -> None:
-    assert [(n.node_id, n.models, n.vram_total_gb) for n in spec_cluster()] == [
-        (n.id, frozenset(n.models), n.vram_total_gb) for n in CLUSTER.nodes
+    assert [(n.node_id, n.models, n.vram_total_gb, n.base_used_gb) for n in spec_cluster()] == [
+        (n.id, frozenset(n.models), n.vram_total_gb, n.vram_used_gb) for n in CLUSTER.nodes
     ]
+    assert TOPOLOGY.weights == Weights(**CLUSTER.placement.model_dump())
     assert {name: m.job_vram_gb for name, m in CLUSTER.models.items()} == JOB_VRAM_GB
     assert set(BASE_SERVICE_S) == set(CLUSTER.models)
 
