@@ -13,6 +13,7 @@ from app.serving import build_service, serving
 from app.settings import Settings
 from service.errors import install_error_handlers
 from service.langserve_io import mount_graph
+from service.pipeline import Pipeline
 from service.routes import router as llm_router
 
 
@@ -22,10 +23,11 @@ def create_app(
     """Build the app; bad configuration raises ValueError naming the field."""
     runtime = runtime or build_runtime(settings)
     service = build_service(runtime)
+    pipeline = Pipeline(service)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with serving(runtime, service):
+        async with serving(runtime, service, pipeline):
             yield
 
     app = FastAPI(
@@ -35,6 +37,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.service = service
+    app.state.pipeline = pipeline
     install_error_handlers(app)
     app.include_router(llm_router)
 
@@ -43,5 +46,5 @@ def create_app(
         """Liveness, without authentication."""
         return {"status": "ok", "nodes_available": runtime.registry.available_count()}
 
-    mount_graph(app, service)
+    mount_graph(app, service, pipeline)
     return app

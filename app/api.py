@@ -198,10 +198,10 @@ class Merger:
     ) -> dict[str, Any]:
         parsed = MergeStrategy.parse(strategy) if isinstance(strategy, str) else strategy
         candidates = [candidate_from_dict(r, i) for i, r in enumerate(results)]
-        outcome = await self._merger.amerge(
-            candidates, parsed, job_id=new_job_id(), question=question
+        merged = await self._merger.amerge(
+            candidates, parsed, job_id=new_job_id(), priority=3, question=question
         )
-        return merge_json(MergeReport.of(outcome, candidates))
+        return merge_json(MergeReport.of(merged.outcome, candidates))
 
     def merge_results(
         self,

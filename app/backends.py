@@ -13,7 +13,8 @@ from app.settings import Settings
 from cluster.cache import MemoryCache, RedisCache, ResponseCache
 from cluster.checkpoints import postgres_checkpointer, sqlite_checkpointer
 from graph.records import CHECKPOINTED_TYPES
-from service.audit import AuditStore, PostgresAuditStore, SqliteAuditStore
+from service.audit import AuditStore, SqliteAuditStore
+from service.audit_spool import SpooledAuditStore
 from service.jobs import MemoryJobStore
 from service.ratelimit import Counters, MemoryCounters, RedisCounters
 
@@ -40,9 +41,10 @@ def job_store() -> MemoryJobStore:
 
 
 async def open_audit_store(database_url: str | None, state_dir: Path) -> AuditStore:
-    """PostgreSQL for a postgresql:// URL, else SQLite under `state_dir`."""
+    """PostgreSQL for a postgresql:// URL (spooling to `state_dir` while it is away), else
+    SQLite under `state_dir`."""
     if database_url and database_url.startswith(_POSTGRES):
-        return await PostgresAuditStore.open(database_url)
+        return await SpooledAuditStore.open(database_url, state_dir / "audit-spool.sqlite")
     return await SqliteAuditStore.open(state_dir / "audit.sqlite")
 
 

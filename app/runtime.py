@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from app.backends import response_cache
 from app.settings import Settings
@@ -25,11 +26,31 @@ from graph.context import RouterContext
 from policies.classification import RuleClassifier
 from policies.placement import Limits, Weights
 from policies.routing_policy import RoutingPolicy
-from routing.judge import LLMJudge
+from routing.judge import Answer, LLMJudge, ModelCaller
 from routing.layered import LayeredClassifier
 from routing.router import LLMRouter, PolicySource, TaskClassifier
 
 log = logging.getLogger(__name__)
+
+
+def judge_caller(calls: ReservedCalls) -> ModelCaller:
+    """The judge's way to a model: a reserved call, answered as text and tokens."""
+
+    async def call(
+        model: str,
+        prompt: str,
+        parameters: dict[str, Any],
+        *,
+        system: str,
+        job_id: str,
+        priority: int,
+    ) -> Answer:
+        result = await calls.call(
+            job_id, model, prompt, parameters, system=system, priority=priority
+        )
+        return Answer(result.completion.content, result.completion.usage)
+
+    return call
 
 
 def build_classifier(settings: Settings, policy: RoutingPolicy) -> TaskClassifier:
@@ -89,7 +110,7 @@ class RouterRuntime:
             source.last_error = " ".join(str(exc).split())
             log.error("routing policy %s refused, the previous one stays: %s", source.path, exc)
             return False
-        self.router.use_policy(policy, LLMJudge(self.calls.text, policy.judge))
+        self.router.use_policy(policy, LLMJudge(judge_caller(self.calls), policy.judge))
         source.loaded_at = time.time()
         source.last_error = None
         log.info("routing policy %s reloaded", source.path)
@@ -159,7 +180,7 @@ def build_runtime(
         policy,
         list(cluster.models),
         build_classifier(settings, policy),
-        LLMJudge(calls.text, policy.judge),
+        LLMJudge(judge_caller(calls), policy.judge),
         source,
     )
     context = RouterContext(

@@ -9,9 +9,12 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from app.backends import checkpointer, job_store, open_audit_store, rate_counters
 from app.runtime import RouterRuntime
 from app.settings import Settings
+from cluster.supervise import supervise
 from graph.builder import build_graph
+from service.audit_spool import SpooledAuditStore
 from service.auth import Authenticator, Principal, load_api_keys
 from service.context import ServiceContext, ServiceOptions
+from service.pipeline import Pipeline
 from service.ratelimit import RateLimiter, load_limits
 
 
@@ -49,20 +52,26 @@ async def _cancel(task: asyncio.Task[None]) -> None:
 
 
 @asynccontextmanager
-async def serving(runtime: RouterRuntime, service: ServiceContext) -> AsyncIterator[None]:
-    """Open the stores, start the health prober and the policy watcher; undo it all after."""
+async def serving(
+    runtime: RouterRuntime, service: ServiceContext, pipeline: Pipeline
+) -> AsyncIterator[None]:
+    """Open the stores; start the health prober, the policy watcher and the sweep of
+    admitted requests whose run never started; undo it all after."""
     settings = runtime.settings
 
-    async def watch_policy() -> None:
-        while True:
-            await asyncio.sleep(settings.policy_reload_s)
-            runtime.reload_policy()
+    async def reload_policy() -> None:
+        runtime.reload_policy()
 
     async with AsyncExitStack() as stack:
         saver = await stack.enter_async_context(checkpointer(settings))
         service.durable_graph = build_graph().compile(checkpointer=saver)
-        service.audit = await open_audit_store(settings.database_url, settings.state_dir)
-        stack.push_async_callback(service.audit.close)
+        service.audit = audit = await open_audit_store(settings.database_url, settings.state_dir)
+        stack.push_async_callback(audit.close)
+        if isinstance(audit, SpooledAuditStore):
+            drainer = asyncio.create_task(
+                supervise("audit spool drain", audit.drain, 2.0), name="audit spool drain"
+            )
+            stack.push_async_callback(_cancel, drainer)
         stack.push_async_callback(service.limiter.close)
         stack.push_async_callback(runtime.aclose)
         stack.push_async_callback(service.drain)
@@ -70,7 +79,15 @@ async def serving(runtime: RouterRuntime, service: ServiceContext) -> AsyncItera
             prober = runtime.prober()
             await prober.start(settings.telemetry_max_age_s)
             stack.push_async_callback(prober.stop)
+        sweeper = asyncio.create_task(
+            supervise("unclaimed-request sweep", pipeline.close_unclaimed, 10.0),
+            name="unclaimed-request sweep",
+        )
+        stack.push_async_callback(_cancel, sweeper)
         if settings.policy_reload_s > 0:
-            watcher = asyncio.create_task(watch_policy(), name="policy watcher")
+            watcher = asyncio.create_task(
+                supervise("policy watcher", reload_policy, settings.policy_reload_s),
+                name="policy watcher",
+            )
             stack.push_async_callback(_cancel, watcher)
         yield

@@ -18,7 +18,7 @@ from app.settings import Settings
 from cli import local
 from cluster.node_agent import MODEL_SERVER_PATTERN
 from policies.errors import RouterError
-from service.auth import ADMIN, issue_token
+from service.auth import ADMIN, GLOBAL_ADMIN, OPERATOR, issue_token
 
 
 class UsageError(Exception):
@@ -53,11 +53,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
             settings.jwt_secret.get_secret_value(),
             user="dev",
             tenant="dev",
-            roles=[ADMIN],
+            roles=[ADMIN, OPERATOR],
             ttl_s=12 * 3600,
         )
         print(
-            f"gb10-router --dev: ephemeral secret; admin token for this run:\n{token}", flush=True
+            "gb10-router --dev: ephemeral secret; admin token for this run (roles admin, "
+            f"operator):\n{token}",
+            flush=True,
         )
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
     return 0
@@ -169,7 +171,8 @@ def cmd_token(args: argparse.Namespace) -> int:
         raise UsageError("ROUTER_JWT_SECRET is not set: it signs the token")
     if args.ttl <= 0:
         raise UsageError("--ttl must be a positive number of seconds")
-    roles = [ADMIN] if args.admin else []
+    wanted = {ADMIN: args.admin, OPERATOR: args.operator, GLOBAL_ADMIN: args.global_admin}
+    roles = [role for role, on in wanted.items() if on]
     print(
         issue_token(
             settings.jwt_secret.get_secret_value(),
@@ -220,7 +223,7 @@ def parser() -> argparse.ArgumentParser:
     agent = sub.add_parser("node-agent", help="report this node's GPU (NVML) to the router")
     agent.add_argument("--node-id", required=True)
     agent.add_argument("--router", required=True, help="router base URL, e.g. http://router:8000")
-    agent.add_argument("--token", required=True, help="an admin bearer token")
+    agent.add_argument("--token", required=True, help="an operator's bearer token")
     agent.add_argument("--interval", type=float, default=2.0, help="seconds between reports")
     agent.add_argument("--count", type=int, default=None, help="stop after this many reports")
     agent.add_argument(
@@ -241,7 +244,13 @@ def parser() -> argparse.ArgumentParser:
     token = sub.add_parser("token", help="print a signed bearer token (needs ROUTER_JWT_SECRET)")
     token.add_argument("--user", required=True)
     token.add_argument("--tenant", required=True)
-    token.add_argument("--admin", action="store_true")
+    token.add_argument("--admin", action="store_true", help="reads its tenant's audit trail")
+    token.add_argument(
+        "--operator", action="store_true", help="changes node status (shared by every tenant)"
+    )
+    token.add_argument(
+        "--global-admin", action="store_true", help="every tenant's audit trail, and operator"
+    )
     token.add_argument("--ttl", type=int, default=3600, help="seconds until it expires")
     token.set_defaults(func=cmd_token)
     return p

@@ -15,7 +15,10 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
-from cluster.completion import CallResult, Completion, FailedOver, Usage
+from redis.exceptions import RedisError
+
+from cluster.completion import CallResult, Completion, FailedOver
+from policies.usage import Usage
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +103,10 @@ def redis_client(url: str) -> Any:
     """A Redis client whose pool makes callers wait for a connection rather than fail."""
     import redis.asyncio as redis
 
-    pool = redis.BlockingConnectionPool.from_url(url, max_connections=64, timeout=10)
+    # Short socket timeouts: a Redis that went away answers errors in seconds, not minutes.
+    pool = redis.BlockingConnectionPool.from_url(
+        url, max_connections=64, timeout=10, socket_connect_timeout=2, socket_timeout=2
+    )
     return redis.Redis(connection_pool=pool)
 
 
@@ -112,7 +118,13 @@ class RedisCache:
         self._ttl = max(1, int(ttl_s))
 
     async def get(self, key: str) -> CallResult | None:
-        raw = await self._redis.get(key)
+        """The entry, or None: a miss, an unreadable entry, or Redis unreachable (the call then
+        goes to the model; a cache is never worth failing a request for)."""
+        try:
+            raw = await self._redis.get(key)
+        except RedisError as exc:
+            log.warning("response cache unreachable, answering from the model: %s", exc)
+            return None
         if raw is None:
             return None
         try:
@@ -122,7 +134,11 @@ class RedisCache:
             return None
 
     async def set(self, key: str, value: CallResult) -> None:
-        await self._redis.set(key, encode(value), ex=self._ttl)
+        """Store the entry; when Redis is unreachable the answer is simply not cached."""
+        try:
+            await self._redis.set(key, encode(value), ex=self._ttl)
+        except RedisError as exc:
+            log.warning("response cache unreachable, answer not cached: %s", exc)
 
     async def close(self) -> None:
         await self._redis.aclose()

@@ -3,7 +3,6 @@ each reserves capacity like any other call, so none runs on a node the scheduler
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from cluster.completion import CallResult
@@ -40,12 +39,3 @@ class ReservedCalls:
             )
         finally:
             self._scheduler.release(lease)
-
-    async def text(
-        self, model: str, prompt: str, parameters: dict[str, Any], *, system: str | None = None
-    ) -> str:
-        """The answer's text alone, as the judge asks for it: under a job of its own, at
-        priority 1, since the request it classifies waits on it."""
-        job_id = f"judge_{uuid.uuid4().hex[:12]}"
-        result = await self.call(job_id, model, prompt, parameters, system=system, priority=1)
-        return result.completion.content

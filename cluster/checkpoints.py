@@ -9,6 +9,8 @@ from pathlib import Path
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
+from cluster.postgres import open_pool
+
 
 @asynccontextmanager
 async def sqlite_checkpointer(
@@ -29,7 +31,14 @@ async def postgres_checkpointer(
 ) -> AsyncIterator[BaseCheckpointSaver[str]]:
     """A checkpointer in the PostgreSQL database at `dsn`, set up and closed with the context."""
     from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+    from psycopg.rows import dict_row
 
-    async with AsyncPostgresSaver.from_conn_string(dsn, serde=serde) as saver:
+    # A pool rather than one connection: a PostgreSQL restart costs the calls made while it
+    # is away, not every chain until the router restarts.
+    pool = await open_pool(dsn, autocommit=True, prepare_threshold=0, row_factory=dict_row)
+    try:
+        saver = AsyncPostgresSaver(pool, serde=serde)
         await saver.setup()
         yield saver
+    finally:
+        await pool.close()

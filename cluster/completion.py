@@ -4,26 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from policies.usage import Usage
+
 
 def branch_label(model: str, node_id: str) -> str:
     """How merges and summaries name who answered: `model@node`."""
     return f"{model}@{node_id}"
-
-
-@dataclass(frozen=True)
-class Usage:
-    """Tokens a call (or several) consumed."""
-
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    total_tokens: int = 0
-
-    def __add__(self, other: Usage) -> Usage:
-        return Usage(
-            self.prompt_tokens + other.prompt_tokens,
-            self.completion_tokens + other.completion_tokens,
-            self.total_tokens + other.total_tokens,
-        )
 
 
 @dataclass(frozen=True)

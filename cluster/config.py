@@ -29,6 +29,8 @@ class ModelConfig(BaseModel):
     """VRAM its weights take on a node."""
     job_vram_gb: float = Field(default=2.0, gt=0)
     """VRAM one running request needs (KV cache and activations), reserved per job."""
+    max_tokens: int | None = Field(default=None, ge=1)
+    """Most tokens one answer may ask for (`max_tokens`); no limit of the router's when empty."""
 
 
 class Deployment(BaseModel):

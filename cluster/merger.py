@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from cluster.calls import ReservedCalls
 from cluster.completion import CallResult
 from policies.errors import RouterError
@@ -13,6 +15,7 @@ from policies.merge.ensemble import (
     ensemble_prompt,
 )
 from policies.types import MergeStrategy
+from policies.usage import Usage
 
 
 def candidate(result: CallResult) -> Candidate:
@@ -24,6 +27,14 @@ def candidate(result: CallResult) -> Candidate:
         result.confidence,
         result.completion.finish_reason,
     )
+
+
+@dataclass(frozen=True)
+class Merged:
+    """A merge's outcome and the tokens it cost (the ensemble's aggregator call)."""
+
+    outcome: MergeOutcome
+    usage: Usage = field(default_factory=Usage)
 
 
 class MergerAgent:
@@ -39,19 +50,27 @@ class MergerAgent:
         strategy: MergeStrategy,
         *,
         job_id: str,
+        priority: int,
         question: str = "",
         expect: Expectation | None = None,
-    ) -> MergeOutcome:
-        """Merge candidates; the ensemble calls the aggregator (reserved under `job_id`) and
-        falls back to concatenation when it fails."""
+    ) -> Merged:
+        """Merge candidates; the ensemble calls the aggregator (reserved under `job_id` at
+        `priority`) and falls back to concatenation when it fails."""
         expectation = expect or Expectation()
         if strategy is not MergeStrategy.ENSEMBLE:
-            return local_strategy(strategy)(candidates, expectation)
+            return Merged(local_strategy(strategy)(candidates, expectation))
         prompt = ensemble_prompt(question, candidates)
         try:
             result = await self._calls.call(
-                job_id, self.aggregator_model, prompt, {"temperature": 0}, system=ENSEMBLE_SYSTEM
+                job_id,
+                self.aggregator_model,
+                prompt,
+                {"temperature": 0},
+                system=ENSEMBLE_SYSTEM,
+                priority=priority,
             )
         except RouterError as exc:
-            return ensemble_fallback(candidates, expectation, f"{exc.code}: {exc.message}")
-        return ensemble_outcome(result.completion.content, candidates, self.aggregator_model)
+            fallback = ensemble_fallback(candidates, expectation, f"{exc.code}: {exc.message}")
+            return Merged(fallback)
+        outcome = ensemble_outcome(result.completion.content, candidates, self.aggregator_model)
+        return Merged(outcome, result.completion.usage)

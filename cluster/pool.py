@@ -14,11 +14,12 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 from langchain_openai import ChatOpenAI
 from pydantic import SecretStr
 
-from cluster.completion import CallResult, Completion, Usage
+from cluster.completion import CallResult, Completion
 from cluster.config import ClusterConfig
 from cluster.health import HealthBoard
 from policies.confidence import confidence_from_logprobs
 from policies.errors import (
+    BackendMisconfigured,
     BackendRejected,
     BackendTimeout,
     BackendUnavailable,
@@ -27,6 +28,7 @@ from policies.errors import (
     UnknownModel,
     UnknownNode,
 )
+from policies.usage import Usage
 
 #: Generation parameters a request may set; others are refused rather than silently dropped.
 ALLOWED_PARAMETERS = frozenset(
@@ -39,6 +41,7 @@ ALLOWED_PARAMETERS = frozenset(
         "presence_penalty",
         "frequency_penalty",
         "top_logprobs",
+        "n",
     }
 )
 
@@ -83,7 +86,14 @@ def _error_from(exc: Exception, endpoint: Endpoint) -> RouterError:
     if isinstance(exc, openai.APIStatusError):
         if exc.status_code >= 500 or exc.status_code == 429:
             return BackendUnavailable(f"{where} answered {exc.status_code}: {exc.message}")
-        return BackendRejected(f"{where} refused the request ({exc.status_code}): {exc.message}")
+        if exc.status_code in (400, 413, 422):
+            return BackendRejected(
+                f"{where} refused the request ({exc.status_code}): {exc.message}"
+            )
+        return BackendMisconfigured(
+            f"{where} refused the router ({exc.status_code}): {exc.message}; check its "
+            "api_key and served_name in the cluster config"
+        )
     return BackendUnavailable(f"{where} failed: {type(exc).__name__}: {exc}")
 
 
@@ -138,6 +148,7 @@ class LLMPool:
     ) -> None:
         self._options = options
         self._health = health
+        self._max_tokens = {name: m.max_tokens for name, m in cluster.models.items()}
         self._clock = clock
         self._endpoints: dict[tuple[str, str], Endpoint] = {}
         # The pool owns its connections: ChatOpenAI's shared default client outlives event loops.
@@ -195,7 +206,7 @@ class LLMPool:
     ) -> CallResult:
         """One chat completion; raises a RouterError subclass on failure."""
         endpoint = self.endpoint(model_name, node_id)
-        params = check_parameters(parameters)
+        params = self._checked(model_name, parameters)
         async with self._tracked(endpoint) as call:
             message = await endpoint.llm.ainvoke(_messages(prompt, system), **params)
         assert isinstance(message, AIMessage)
@@ -212,11 +223,22 @@ class LLMPool:
     ) -> AsyncIterator[str]:
         """The answer's text as the server streams it; RouterError subclasses on failure."""
         endpoint = self.endpoint(model_name, node_id)
-        params = check_parameters(parameters)
+        params = self._checked(model_name, parameters)
         async with self._tracked(endpoint):
             async for chunk in endpoint.llm.astream(_messages(prompt, system), **params):
                 if isinstance(chunk.content, str) and chunk.content:
                     yield chunk.content
+
+    def _checked(self, model: str, parameters: dict[str, Any] | None) -> dict[str, Any]:
+        """Known parameters only, and `max_tokens` within the model's limit."""
+        params = check_parameters(parameters)
+        limit = self._max_tokens[model]
+        asked = params.get("max_tokens")
+        if limit is not None and isinstance(asked, int) and asked > limit:
+            raise InvalidRequest(
+                f"parameters.max_tokens: {asked} is over {model}'s limit of {limit}"
+            )
+        return params
 
     @asynccontextmanager
     async def _tracked(self, endpoint: Endpoint) -> AsyncIterator[_Call]:

@@ -11,6 +11,7 @@ import httpx
 
 from cluster.config import ClusterConfig
 from cluster.registry import NodeRegistry
+from cluster.supervise import supervise
 from cluster.vllm_metrics import VllmLoad, parse_vllm_metrics
 
 log = logging.getLogger(__name__)
@@ -110,16 +111,13 @@ class HealthProber:
                 )
         return list(reports)
 
-    async def _loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval_s)
-            await self.probe_once()
-
     async def start(self, telemetry_max_age_s: float) -> None:
         """First probe now, then every interval; stale telemetry fails closed from here on."""
         self._registry.telemetry_max_age_s = telemetry_max_age_s
         await self.probe_once()
-        self._task = asyncio.create_task(self._loop(), name="health prober")
+        self._task = asyncio.create_task(
+            supervise("health prober", self.probe_once, self.interval_s), name="health prober"
+        )
 
     async def stop(self) -> None:
         if self._task is not None:

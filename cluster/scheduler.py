@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -30,7 +31,8 @@ class NodeRef:
 class Lease:
     """VRAM reserved on one node for one call of a job."""
 
-    lease_id: int
+    lease_id: str
+    """Unique across processes: an id saved in a checkpoint never names another's lease."""
     job_id: str
     node_id: str
     model: str
@@ -88,8 +90,7 @@ class JobScheduler:
         self._registry = registry
         self._default_timeout_s = default_timeout_s
         self._clock = clock
-        self._leases: dict[int, Lease] = {}
-        self._ids = itertools.count(1)
+        self._leases: dict[str, Lease] = {}
         self._seq = itertools.count()
         self._queue: list[_Waiter] = []
         registry.on_change(self._dispatch)
@@ -138,7 +139,7 @@ class JobScheduler:
         node.reserved_gb += gb
         node.in_flight += 1
         lease = Lease(
-            next(self._ids), job_id, placement.node_id, placement.model, gb, placement.reason
+            uuid.uuid4().hex, job_id, placement.node_id, placement.model, gb, placement.reason
         )
         self._leases[lease.lease_id] = lease
         return lease
@@ -266,7 +267,15 @@ class JobScheduler:
         node.in_flight = max(0, node.in_flight - 1)
         self._dispatch()
 
-    def release_lease(self, lease_id: int) -> None:
+    def holds(self, lease_id: str) -> bool:
+        """Whether `lease_id` is a reservation this scheduler holds now."""
+        return lease_id in self._leases
+
+    def lease(self, lease_id: str | None) -> Lease | None:
+        """The reservation of that id, if this scheduler holds it."""
+        return None if lease_id is None else self._leases.get(lease_id)
+
+    def release_lease(self, lease_id: str) -> None:
         """Release a lease by id (idempotent)."""
         lease = self._leases.get(lease_id)
         if lease is not None:

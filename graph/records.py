@@ -6,11 +6,12 @@ import uuid
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from cluster.completion import CallResult, Completion, FailedOver, Usage, branch_label
+from cluster.completion import CallResult, Completion, FailedOver, branch_label
 from cluster.scheduler import NodeRef
 from policies.errors import ErrorInfo
 from policies.merge import MergeReport
 from policies.types import DecisionLayer, ExecutionMode, MergeStrategy, TaskType
+from policies.usage import Usage
 from routing.router import Alternate, Override, RoutingDecision
 
 

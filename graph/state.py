@@ -10,6 +10,7 @@ from typing_extensions import TypedDict
 
 from graph.records import BranchResult, ChainStep, JobResult, JobStatus, SchedulingReport
 from policies.types import ExecutionMode
+from policies.usage import Usage
 from routing.router import RoutingDecision
 
 
@@ -67,7 +68,7 @@ class BranchTask(TypedDict):
     """Model to call."""
     node_id: str
     """Node whose endpoint is called."""
-    lease_id: int
+    lease_id: str
     """Reservation released when the call ends."""
     prompt: str
     """Text sent to the model."""
@@ -110,6 +111,9 @@ class RouterOutput(TypedDict, total=False):
     """Who ran the job."""
     tenant: str
     """Whose job it is."""
+    usage: Annotated[Usage, operator.add]
+    """Tokens all the job's model calls consumed: the judge's, every branch's and chain
+    step's, the ensemble aggregator's (cached answers cost none)."""
 
 
 class RouterState(RouterInput, RouterOutput, total=False):
@@ -119,7 +123,7 @@ class RouterState(RouterInput, RouterOutput, total=False):
     """Mode chosen from the request before capacity is known."""
     plan: list[BranchTask]
     """Calls of the current step, each with reserved capacity."""
-    granted_lease: int | None
+    granted_lease: str | None
     """Lease handed over by the queue, used by the next schedule."""
     queue_wait_s: float
     """Seconds spent waiting for capacity."""

@@ -13,6 +13,7 @@ from graph.context import RouterContext
 from graph.records import BranchResult
 from graph.state import BranchTask
 from policies.errors import BackendTimeout, BackendUnavailable, ErrorInfo, RouterError
+from policies.usage import Usage
 
 
 async def _call(ctx: RouterContext, task: BranchTask, model: str, node_id: str) -> CallResult:
@@ -25,7 +26,7 @@ async def call_model(state: BranchTask, runtime: Runtime[RouterContext]) -> dict
     A failure is recorded on the branch, so sibling branches still count.
     """
     ctx = runtime.context
-    task = state
+    task = await _reserved(ctx, state)
     model, node_id = task["model"], task["node_id"]
     result: CallResult | None = None
     error: ErrorInfo | None = None
@@ -33,7 +34,7 @@ async def call_model(state: BranchTask, runtime: Runtime[RouterContext]) -> dict
     if task["cacheable"] and (cached := await ctx.cache.get(key)) is not None:
         ctx.scheduler.release_lease(task["lease_id"])
         hit = dataclasses.replace(cached, cache_hit=True)
-        return {"branch_results": [_outcome(task, model, node_id, hit, None)]}
+        return {"branch_results": [_outcome(task, model, node_id, hit, None)], "usage": Usage()}
     try:
         result = await _call(ctx, task, model, node_id)
         if task["cacheable"]:
@@ -62,7 +63,19 @@ async def call_model(state: BranchTask, runtime: Runtime[RouterContext]) -> dict
         error = exc.info()
     finally:
         ctx.scheduler.release_lease(task["lease_id"])
-    return {"branch_results": [_outcome(task, model, node_id, result, error)]}
+    spent = Usage() if result is None else result.completion.usage
+    return {"branch_results": [_outcome(task, model, node_id, result, error)], "usage": spent}
+
+
+async def _reserved(ctx: RouterContext, task: BranchTask) -> BranchTask:
+    """The task, with a live reservation: one resumed from a checkpoint after a restart holds
+    an id that died with the old process, so it reserves afresh (waiting if it must)."""
+    if ctx.scheduler.holds(task["lease_id"]):
+        return task
+    lease = await ctx.scheduler.acquire(
+        task["job_id"], task["failover_models"], priority=task["priority"]
+    )
+    return {**task, "lease_id": lease.lease_id, "model": lease.model, "node_id": lease.node_id}
 
 
 def _outcome(

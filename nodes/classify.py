@@ -44,11 +44,13 @@ async def classify(state: RouterState, runtime: Runtime[RouterContext]) -> dict[
         update["routing"] = decision.for_operation(operation, index)
         return update
 
-    update["routing"] = await ctx.router.adecide(
+    decision = await ctx.router.adecide(
         prompt,
         list(state.get("task_hints") or []),
         task_type=state.get("task_type"),
         model=state.get("model"),
         priority=state.get("priority"),
+        job_id=update["job_id"],
     )
+    update.update(routing=decision, usage=decision.usage)
     return update

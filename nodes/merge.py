@@ -8,7 +8,7 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from cluster.completion import CallResult, Completion, Usage
+from cluster.completion import CallResult, Completion
 from cluster.merger import candidate
 from graph.context import RouterContext
 from graph.records import BranchResult, JobResult, JobStatus
@@ -17,6 +17,7 @@ from policies.errors import ErrorInfo, error_from_info
 from policies.merge import MergeReport, expectation_for
 from policies.modes import default_merge_strategy
 from policies.types import ExecutionMode, MergeStrategy
+from policies.usage import Usage
 
 
 def _merged(job_id: str, answer: str, calls: list[CallResult]) -> Completion:
@@ -53,13 +54,15 @@ async def merge(state: RouterState, runtime: Runtime[RouterContext]) -> dict[str
         state.get("merge_strategy")
         or default_merge_strategy(state["routing"].task_type, bool(state.get("items")))
     )
-    outcome = await runtime.context.merger.amerge(
+    merged = await runtime.context.merger.amerge(
         candidates,
         strategy,
         job_id=state["job_id"],
+        priority=state["routing"].priority,
         question=state["prompt"],
         expect=expectation_for(state["prompt"]),
     )
+    outcome = merged.outcome
     report = MergeReport.of(outcome, candidates)
     if failed:
         report = dataclasses.replace(
@@ -70,7 +73,7 @@ async def merge(state: RouterState, runtime: Runtime[RouterContext]) -> dict[str
         merge=report,
         branches=step,
     )
-    return {**done, "result": result}
+    return {**done, "result": result, "usage": merged.usage}
 
 
 def _failures_note(failed: list[BranchResult], calls: int) -> str:

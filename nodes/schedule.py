@@ -81,7 +81,7 @@ async def schedule(state: RouterState, runtime: Runtime[RouterContext]) -> dict[
     mode = planned_mode(state)
     assert mode is not None, "classify plans the mode before schedule runs"
     granted = state.get("granted_lease")
-    first = next((lease for lease in ctx.scheduler.leases() if lease.lease_id == granted), None)
+    first = ctx.scheduler.lease(granted)
     items = list(state.get("items") or [])
     prompt = state["prompt"]
 

@@ -25,10 +25,18 @@ class RouterError(Exception):
     code = "router_error"
     http_status = 500
 
-    def __init__(self, message: str, *, retry_after_s: float | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after_s: float | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.retry_after_s = retry_after_s
+        self.headers = headers or {}
+        """Sent with the error response, e.g. the rate-limit counters."""
 
     def info(self) -> ErrorInfo:
         """The failure as data."""
@@ -70,6 +78,28 @@ class QueueFull(RouterError):
     http_status = 429
 
 
+class RateLimited(RouterError):
+    """A request or token quota of the user or the tenant is spent for this minute."""
+
+    code = "rate_limited"
+    http_status = 429
+
+
+class LimitsUnavailable(RouterError):
+    """The shared rate-limit counters cannot be reached: requests are refused, not let
+    through uncounted."""
+
+    code = "limits_unavailable"
+    http_status = 503
+
+
+class StoreUnavailable(RouterError):
+    """A store the request needs (the audit trail, chain checkpoints) cannot be reached."""
+
+    code = "store_unavailable"
+    http_status = 503
+
+
 class NoCapableNode(RouterError):
     """No configured node serves the model at all, or every one is offline."""
 
@@ -85,9 +115,18 @@ class BackendUnavailable(RouterError):
 
 
 class BackendRejected(RouterError):
-    """The model server refused the request (4xx), for example too many tokens."""
+    """The model server refused the request as the caller sent it (400, 413, 422), for
+    example a prompt longer than its context; the message is the server's."""
 
     code = "backend_rejected"
+    http_status = 400
+
+
+class BackendMisconfigured(RouterError):
+    """The model server refused the router itself (401, 403, 404): a key or a served model
+    name in the cluster config is wrong."""
+
+    code = "backend_misconfigured"
     http_status = 502
 
 

@@ -12,6 +12,7 @@ from policies.classification import Classification
 from policies.errors import RouterError
 from policies.routing_policy import JudgePolicy
 from policies.types import DecisionLayer, TaskType
+from policies.usage import Usage
 
 SYSTEM = (
     "You label security-operations requests with exactly one task type, by what the request "
@@ -48,12 +49,27 @@ def parse_verdict(text: str) -> TaskType | None:
         return None
 
 
+@dataclass(frozen=True)
+class Answer:
+    """A model's answer to the judge: its text and the tokens it cost."""
+
+    text: str
+    usage: Usage
+
+
 class ModelCaller(Protocol):
-    """Calls a model outside a job's plan and returns its answer's text; RouterError on failure."""
+    """Calls a model on a reservation of the job's, at its priority; RouterError on failure."""
 
     async def __call__(
-        self, model: str, prompt: str, parameters: dict[str, Any], *, system: str | None = None
-    ) -> str: ...
+        self,
+        model: str,
+        prompt: str,
+        parameters: dict[str, Any],
+        *,
+        system: str,
+        job_id: str,
+        priority: int,
+    ) -> Answer: ...
 
 
 @dataclass
@@ -66,8 +82,11 @@ class LLMJudge:
     def wants(self, decision: Classification) -> bool:
         return self.policy.enabled and decision.confidence < self.policy.below_confidence
 
-    async def judge(self, prompt: str, decision: Classification) -> Classification:
-        """The judge's decision, or `decision` unchanged (with the reason) when it fails."""
+    async def judge(
+        self, prompt: str, decision: Classification, *, job_id: str, priority: int
+    ) -> tuple[Classification, Usage]:
+        """The judge's decision and what it cost, or `decision` unchanged (with the reason)
+        when the judge fails; its call is reserved under `job_id` at `priority`."""
         try:
             answer = await asyncio.wait_for(
                 self.call(
@@ -75,21 +94,25 @@ class LLMJudge:
                     f"Request:\n{prompt[:4000]}",
                     {"temperature": 0, "max_tokens": 20},
                     system=SYSTEM,
+                    job_id=job_id,
+                    priority=priority,
                 ),
                 self.policy.timeout_s,
             )
         except TimeoutError:
-            return _noted(decision, f"judge {self.policy.model} timed out")
+            return _noted(decision, f"judge {self.policy.model} timed out"), Usage()
         except RouterError as exc:
-            return _noted(decision, f"judge {self.policy.model} failed: {exc.code}")
-        verdict = parse_verdict(answer)
+            return _noted(decision, f"judge {self.policy.model} failed: {exc.code}"), Usage()
+        verdict = parse_verdict(answer.text)
         if verdict is None:
-            return _noted(decision, f"judge {self.policy.model} gave no valid task type")
+            note = f"judge {self.policy.model} gave no valid task type"
+            return _noted(decision, note), answer.usage
         scores = dict(decision.scores)
         reasons = [*decision.reasons, f"judge {self.policy.model} -> {verdict.value}"]
-        return Classification(
+        judged = Classification(
             verdict, max(decision.confidence, 0.6), scores, reasons, DecisionLayer.JUDGE
         )
+        return judged, answer.usage
 
 
 def _noted(decision: Classification, note: str) -> Classification:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
@@ -12,6 +13,7 @@ from policies.classification import Classification
 from policies.errors import InvalidRequest, UnknownModel
 from policies.routing_policy import RoutingPolicy
 from policies.types import DecisionLayer, TaskType
+from policies.usage import Usage
 
 
 class TaskClassifier(Protocol):
@@ -29,7 +31,9 @@ class Judge(Protocol):
 
     def wants(self, decision: Classification) -> bool: ...
 
-    async def judge(self, prompt: str, decision: Classification) -> Classification: ...
+    async def judge(
+        self, prompt: str, decision: Classification, *, job_id: str, priority: int
+    ) -> tuple[Classification, Usage]: ...
 
 
 class Override(StrEnum):
@@ -73,6 +77,8 @@ class RoutingDecision:
     """The chain operation this decision is for."""
     step: int | None = None
     """The chain step this decision is for."""
+    usage: Usage = field(default_factory=Usage)
+    """Tokens the decision itself cost (the judge's call)."""
 
     def for_operation(self, operation: str, step: int) -> RoutingDecision:
         """This decision as a chain step's, routed by its operation."""
@@ -156,14 +162,23 @@ class LLMRouter:
         task_type: TaskType | str | None = None,
         model: str | None = None,
         priority: int | None = None,
+        job_id: str,
     ) -> RoutingDecision:
-        """`decide`, then the judge when one is configured and the classifier is unsure."""
+        """`decide`, then the judge when one is configured and the classifier is unsure; the
+        judge's call is the job's, at its priority (the unsure task type's when none given)."""
         classification = self._classify(prompt, task_hints, task_type, model)
         fixed = task_type is not None or model is not None
-        if not fixed and self.judge is not None and self.judge.wants(classification):
-            classification = await self.judge.judge(prompt, classification)
-        override = Override.TASK_TYPE if task_type is not None else None
-        return self._decision(classification, model, priority, override)
+        if fixed or self.judge is None or not self.judge.wants(classification):
+            override = Override.TASK_TYPE if task_type is not None else None
+            return self._decision(classification, model, priority, override)
+        tentative = self.policy.task_types[classification.task_type].priority
+        judged, usage = await self.judge.judge(
+            prompt,
+            classification,
+            job_id=job_id,
+            priority=tentative if priority is None else priority,
+        )
+        return dataclasses.replace(self._decision(judged, model, priority, None), usage=usage)
 
     def _classify(
         self,

@@ -17,6 +17,8 @@ from typing import Any, Protocol
 
 import aiosqlite
 
+from cluster.postgres import open_pool
+
 COLUMNS = (
     "id",
     "at",
@@ -37,8 +39,18 @@ COLUMNS = (
     "completion_tokens",
     "cache_hit",
     "error_code",
+    "entry_point",
 )
-FILTERS = ("tenant", "user_id", "job_id", "status", "model", "task_type", "error_code")
+FILTERS = (
+    "tenant",
+    "user_id",
+    "job_id",
+    "status",
+    "model",
+    "task_type",
+    "error_code",
+    "entry_point",
+)
 
 
 @dataclass
@@ -62,6 +74,8 @@ class AuditRecord:
     completion_tokens: int = 0
     cache_hit: bool = False
     error_code: str | None = None
+    entry_point: str | None = None
+    """Where the request came in: `process`, `graph/invoke`, `test-classification`, ..."""
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
     at: float = field(default_factory=time.time)
 
@@ -87,6 +101,10 @@ class AuditQuery:
 
 class AuditStore(Protocol):
     async def write(self, record: AuditRecord) -> None: ...
+
+    async def spooled(self) -> int:
+        """Records written but not yet in the shared trail (waiting for it to come back)."""
+        ...
 
     async def query(self, q: AuditQuery) -> list[dict[str, Any]]: ...
 
@@ -125,9 +143,11 @@ CREATE TABLE IF NOT EXISTS audit_log (
     prompt_text TEXT, task_type TEXT, model TEXT, node TEXT, mode TEXT, status TEXT NOT NULL,
     http_status INTEGER NOT NULL, latency_ms DOUBLE PRECISION NOT NULL,
     prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER NOT NULL,
-    cache_hit INTEGER NOT NULL, error_code TEXT
+    cache_hit INTEGER NOT NULL, error_code TEXT, entry_point TEXT
 )
 """
+#: Columns added after the first release, for trails created before them.
+ADDED_COLUMNS = {"entry_point": "TEXT"}
 INDEX = "CREATE INDEX IF NOT EXISTS audit_log_tenant_at ON audit_log (tenant, at)"
 
 
@@ -144,6 +164,11 @@ class SqliteAuditStore:
         await db.execute("PRAGMA journal_mode=WAL")
         await db.execute(SCHEMA)
         await db.execute(INDEX)
+        async with db.execute("PRAGMA table_info(audit_log)") as cursor:
+            present = {row[1] for row in await cursor.fetchall()}
+        for column, kind in ADDED_COLUMNS.items():
+            if column not in present:
+                await db.execute(f"ALTER TABLE audit_log ADD COLUMN {column} {kind}")
         await db.commit()
         return cls(db)
 
@@ -168,6 +193,9 @@ class SqliteAuditStore:
             row = await cursor.fetchone()
         return int(row[0]) if row else 0
 
+    async def spooled(self) -> int:
+        return 0
+
     async def close(self) -> None:
         await self._db.close()
 
@@ -180,13 +208,14 @@ class PostgresAuditStore:
 
     @classmethod
     async def open(cls, url: str) -> PostgresAuditStore:
-        from psycopg_pool import AsyncConnectionPool
-
-        pool = AsyncConnectionPool(url, min_size=1, max_size=10, open=False)
-        await pool.open()
+        pool = await open_pool(url)
         async with pool.connection() as conn:
             await conn.execute(SCHEMA)
             await conn.execute(INDEX)
+            for column, kind in ADDED_COLUMNS.items():
+                await conn.execute(
+                    f"ALTER TABLE audit_log ADD COLUMN IF NOT EXISTS {column} {kind}"
+                )
         return cls(pool)
 
     async def write(self, record: AuditRecord) -> None:

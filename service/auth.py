@@ -14,7 +14,11 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 ADMIN = "admin"
+"""Reads its own tenant's audit trail."""
+OPERATOR = "operator"
+"""Changes shared infrastructure: node status (drain, offline, telemetry)."""
 GLOBAL_ADMIN = "global-admin"
+"""Reads every tenant's audit trail, and may do what an operator does."""
 ALGORITHM = "HS256"
 
 
@@ -29,6 +33,10 @@ class Principal:
     @property
     def is_admin(self) -> bool:
         return bool({ADMIN, GLOBAL_ADMIN} & self.roles)
+
+    @property
+    def is_operator(self) -> bool:
+        return bool({OPERATOR, GLOBAL_ADMIN} & self.roles)
 
 
 class AuthError(Exception):

@@ -3,24 +3,28 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any, cast
 
 from fastapi import Depends, Header, HTTPException, Request
+from langchain_core.runnables import RunnableConfig
 
 from cluster.health import HealthBoard
+from cluster.postgres import UNREACHABLE
 from cluster.registry import NodeRegistry
 from graph.context import RouterContext
 from graph.state import RouterOutput, restored
-from policies.errors import RouterError, UnknownNode
+from policies.errors import ErrorInfo, RouterError, StoreUnavailable, UnknownNode
 from service.audit import AuditRecord, AuditStore
 from service.auth import Authenticator, AuthError, Principal
 from service.jobs import JobRecord, MemoryJobStore
 from service.ratelimit import RateLimiter
 from service.responses import error_json, response_json
 
+log = logging.getLogger(__name__)
 OUTPUT_KEYS = frozenset(RouterOutput.__annotations__)
 #: Prefix of a durable chain's thread: checkpoints written before the graph's state became
 #: typed records hold dicts this graph cannot read, so their job ids start afresh.
@@ -43,10 +47,6 @@ class ServiceOptions:
     """Most batch items one request may carry."""
     audit_prompt_text: bool
     """Keep the prompt text in the audit trail (its SHA-256 and length are always kept)."""
-
-
-#: Builds a job's audit record from its output (None on failure), HTTP status and status.
-AuditFor = Callable[[RouterOutput | None, int, str], AuditRecord]
 
 
 @dataclass
@@ -73,7 +73,9 @@ class ServiceContext:
     """The audit trail (opened when the service starts)."""
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
-    async def run(self, graph_input: dict[str, Any]) -> RouterOutput:
+    async def run(
+        self, graph_input: dict[str, Any], config: RunnableConfig | None = None
+    ) -> RouterOutput:
         """Run one request through the graph; capacity it still holds is released after.
 
         Chains run on the checkpointed graph under their job_id: resubmitted after a restart,
@@ -83,15 +85,23 @@ class ServiceContext:
         chained = bool(graph_input.get("requires_chaining") or graph_input.get("operations"))
         try:
             if chained and self.durable_graph is not None:
-                return await self._run_durable(graph_input)
-            out: RouterOutput = await self.graph.ainvoke(graph_input, context=self.context)
+                try:
+                    return await self._run_durable(graph_input, config)
+                except UNREACHABLE as exc:
+                    raise StoreUnavailable(
+                        f"the chain checkpoint store is unreachable: {exc}",
+                        retry_after_s=5,
+                    ) from exc
+            out: RouterOutput = await self.graph.ainvoke(graph_input, config, context=self.context)
             return out
         finally:
             self.context.scheduler.release_job(job_id)
 
-    async def _run_durable(self, graph_input: dict[str, Any]) -> RouterOutput:
+    async def _run_durable(
+        self, graph_input: dict[str, Any], caller: RunnableConfig | None
+    ) -> RouterOutput:
         thread = f"{CHECKPOINT_FORMAT}:{graph_input['job_id']}"
-        config = {"configurable": {"thread_id": thread}}
+        config: RunnableConfig = {**(caller or {}), "configurable": {"thread_id": thread}}
         snapshot = await self.durable_graph.aget_state(config)
         values: dict[str, Any] = dict(snapshot.values or {})
         if not values:
@@ -113,20 +123,24 @@ class ServiceContext:
             raise RuntimeError("the audit store is not open: the service has not started")
         await self.audit.write(entry)
 
-    def submit(self, record: JobRecord, graph_input: dict[str, Any], audit: AuditFor) -> None:
-        """Run a job in the background; its outcome goes on the record and the audit trail."""
+    def submit(self, record: JobRecord, work: Callable[[], Awaitable[RouterOutput]]) -> None:
+        """Run a job in the background; its outcome goes on the record (the work itself
+        audits it). Whatever it raises, the job ends failed, never "running" for ever."""
 
         async def job() -> None:
             record.status = "running"
             try:
-                out = await self.run(graph_input)
-                record.response = response_json(out)
+                record.response = response_json(await work())
                 record.status = "completed"
-                await self.record(audit(out, 200, "completed"))
             except RouterError as exc:
                 record.status = "failed"
                 record.error = error_json(exc.info())
-                await self.record(audit(None, exc.http_status, exc.code))
+            except Exception:
+                log.exception("job %s failed", record.job_id)
+                record.status = "failed"
+                record.error = error_json(
+                    ErrorInfo("internal_error", "the router failed; see its log", 500)
+                )
             finally:
                 record.finished_at = time.time()
 
@@ -168,6 +182,14 @@ def require_admin(principal: Annotated[Principal, Depends(current_principal)]) -
     return principal
 
 
+def require_operator(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+    """The caller, who must hold the operator or global-admin role; 403 otherwise."""
+    if not principal.is_operator:
+        raise HTTPException(403, "operator role required: node state is shared by every tenant")
+    return principal
+
+
 Service = Annotated[ServiceContext, Depends(get_service)]
 User = Annotated[Principal, Depends(current_principal)]
 Admin = Annotated[Principal, Depends(require_admin)]
+Operator = Annotated[Principal, Depends(require_operator)]

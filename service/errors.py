@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from policies.errors import RouterError
+from service.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
 
@@ -27,12 +28,21 @@ _HTTP_CODES = {
 }
 
 
+def _detail(error: Any) -> dict[str, Any]:
+    """One validation error as JSON; LangServe raises some as bare strings (a body that is not
+    JSON at all)."""
+    if isinstance(error, dict):
+        loc = [str(p) for p in error.get("loc", ())]
+        return {"loc": loc, "msg": str(error.get("msg", "")), "type": str(error.get("type", ""))}
+    return {"loc": ["body"], "msg": str(error), "type": "invalid_body"}
+
+
 def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, **extra}}
 
 
 def router_error_response(exc: RouterError) -> JSONResponse:
-    headers = {}
+    headers = dict(exc.headers)
     if exc.retry_after_s is not None:
         headers["Retry-After"] = str(max(1, round(exc.retry_after_s)))
     return JSONResponse(
@@ -49,10 +59,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_validation(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
-        details = [
-            {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
-            for e in exc.errors()
-        ]
+        pipeline: Pipeline | None = getattr(request.app.state, "pipeline", None)
+        if pipeline is not None:
+            await pipeline.refuse_malformed(request, exc.body)
+        details = [_detail(e) for e in exc.errors()]
         first = details[0] if details else {"loc": [], "msg": "invalid request"}
         where = ".".join(str(p) for p in first["loc"] if p != "body") or "body"
         return JSONResponse(

@@ -36,6 +36,7 @@ def audit_entry(
     response: RouterOutput | None = None,
     error_code: str | None = None,
     entry_id: str | None = None,
+    entry_point: str | None = None,
 ) -> AuditRecord:
     """The audit record of one request (a response, when there is one, fills in the routing)."""
     digest, length = prompt_fingerprint(prompt)
@@ -50,6 +51,7 @@ def audit_entry(
         job_id=job_id,
         latency_ms=round((time.perf_counter() - started) * 1000, 3),
         error_code=error_code,
+        entry_point=entry_point,
     )
     if entry_id is not None:
         record.id = entry_id
@@ -64,9 +66,10 @@ def audit_entry(
         )
         record.node = None if scheduling is None else scheduling.node.node_id
         record.mode = None if mode is None else str(mode)
-        if result is not None:
-            usage = result.completion.usage
+        usage = response.get("usage")
+        if usage is not None:
             record.prompt_tokens = usage.prompt_tokens
             record.completion_tokens = usage.completion_tokens
+        if result is not None:
             record.cache_hit = result.cache_hit
     return record

@@ -1,23 +1,38 @@
-"""LangServe at `/graph`: the graph with the caller's identity and a serializer for its records."""
+"""LangServe at `/graph`: each input a request of the caller's, through the request pipeline.
+
+LangServe calls `admit` (its per-request config modifier) before it answers, so a refusal is
+a plain 401/422/429 even on the streaming routes; the admitted tickets ride in the run's
+config to `GovernedGraph`, which runs each and closes it (tokens spent, outcome audited).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
-from typing import Any
+from collections.abc import AsyncIterator, Sequence
+from typing import Any, cast
 
 import orjson
 from fastapi import Depends, FastAPI, Request
-from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
+from fastapi.exceptions import RequestValidationError
+from langchain_core.runnables import Runnable, RunnableConfig
+from langchain_core.runnables.config import get_config_list
 from langgraph.types import Send
 from langserve import add_routes
 from langserve.serialization import WellKnownLCSerializer
 from langserve.serialization import default as langserve_default
+from pydantic import BaseModel, ValidationError
 
-from service.auth import AuthError
-from service.context import ServiceContext, current_principal
-from service.responses import jsonable
+from graph.state import RouterOutput
+from policies.errors import RouterError
+from policies.usage import Usage
+from service.context import OUTPUT_KEYS, ServiceContext, current_principal
+from service.pipeline import Pipeline, Ticket
+from service.responses import error_json, jsonable
 from service.schemas import GraphOutput
-from service.validation import check_request
+
+#: Config metadata key that carries the admitted tickets' job ids, in input order.
+TICKETS = "router_tickets"
 
 
 def _default(obj: Any) -> Any:
@@ -41,37 +56,157 @@ class GraphSerializer(WellKnownLCSerializer):
         return orjson.dumps(obj, default=_default, option=orjson.OPT_PASSTHROUGH_DATACLASS)
 
 
-def mount_graph(app: FastAPI, service: ServiceContext) -> None:
-    """Mount invoke, batch, stream, stream_events, schemas and the playground at `/graph`."""
+def _absorb(out: dict[str, Any], chunk: Any) -> None:
+    """Add one `updates` chunk of the graph's stream to what the run has produced."""
+    if not isinstance(chunk, dict):
+        return
+    for update in chunk.values():
+        if not isinstance(update, dict):
+            continue
+        for key in OUTPUT_KEYS & update.keys():
+            if key == "usage":
+                out["usage"] = out.get("usage", Usage()) + update["usage"]
+            else:
+                out[key] = update[key]
 
-    def admitted(graph_input: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
-        metadata = config.get("metadata") or {}
-        check_request(
-            service.options, str(graph_input.get("prompt", "")), graph_input.get("items") or []
+
+class GovernedGraph(Runnable[dict[str, Any], Any]):
+    """The routing graph as LangServe serves it: every input runs under its admitted ticket,
+    with the caller's identity, and is closed through the pipeline whatever happens."""
+
+    def __init__(self, service: ServiceContext, pipeline: Pipeline) -> None:
+        self._service = service
+        self._pipeline = pipeline
+
+    def get_input_schema(self, config: RunnableConfig | None = None) -> type[BaseModel]:
+        schema: type[BaseModel] = self._service.graph.get_input_schema()
+        return schema
+
+    def get_output_schema(self, config: RunnableConfig | None = None) -> type[BaseModel]:
+        return GraphOutput
+
+    def invoke(
+        self, input: dict[str, Any], config: RunnableConfig | None = None, **kwargs: Any
+    ) -> Any:
+        raise NotImplementedError("the routing graph runs asynchronously: use ainvoke")
+
+    def _tickets(self, config: RunnableConfig | None, count: int) -> list[Ticket]:
+        ids = list(((config or {}).get("metadata") or {}).get(TICKETS) or [])
+        if len(ids) != count:
+            raise RuntimeError("a /graph run without its admission tickets")
+        return [self._pipeline.claim(job_id) for job_id in ids]
+
+    @staticmethod
+    def _input(graph_input: dict[str, Any], ticket: Ticket) -> dict[str, Any]:
+        # Identity and job come from the admitted ticket, never from what the body says.
+        principal = ticket.principal
+        return {
+            **graph_input,
+            "user": principal.user,
+            "tenant": principal.tenant,
+            "job_id": ticket.job_id,
+        }
+
+    async def _run(
+        self, graph_input: dict[str, Any], ticket: Ticket, config: RunnableConfig | None
+    ) -> RouterOutput:
+        async with self._pipeline.outcome(ticket) as run:
+            run.out = await self._service.run(self._input(graph_input, ticket), config)
+            return run.out
+
+    async def ainvoke(
+        self, input: dict[str, Any], config: RunnableConfig | None = None, **kwargs: Any
+    ) -> RouterOutput:
+        [ticket] = self._tickets(config, 1)
+        return await self._run(input, ticket, config)
+
+    async def abatch(
+        self,
+        inputs: list[dict[str, Any]],
+        config: RunnableConfig | Sequence[RunnableConfig] | None = None,
+        *,
+        return_exceptions: bool = False,
+        **kwargs: Any,
+    ) -> list[Any]:
+        configs = get_config_list(config, len(inputs))
+        tickets = self._tickets(configs[0] if configs else None, len(inputs))
+        outcomes = await asyncio.gather(
+            *(
+                self._run(graph_input, ticket, cfg)
+                for graph_input, ticket, cfg in zip(inputs, tickets, configs, strict=True)
+            ),
+            return_exceptions=True,
         )
-        return {**graph_input, "user": metadata["router_user"], "tenant": metadata["router_tenant"]}
+        failures = [o for o in outcomes if isinstance(o, BaseException)]
+        if failures and not return_exceptions:
+            raise failures[0]
+        return list(outcomes)
 
-    bound: Runnable[Any, Any] = service.graph.bind(context=service.context)
-    runnable = RunnableLambda(admitted) | bound
+    async def astream(
+        self, input: dict[str, Any], config: RunnableConfig | None = None, **kwargs: Any
+    ) -> AsyncIterator[Any]:
+        [ticket] = self._tickets(config, 1)
+        graph_input = self._input(input, ticket)
+        service = self._service
+        async with self._pipeline.outcome(ticket) as run:
+            out: dict[str, Any] = {}
+            try:
+                async for chunk in service.graph.astream(
+                    graph_input, config, context=service.context
+                ):
+                    _absorb(out, chunk)
+                    run.out = cast(RouterOutput, out)
+                    yield chunk
+            except RouterError as exc:
+                # Raised here, the failure would cut the connection after LangServe's opaque
+                # error event: the stream ends with the error itself instead.
+                run.failure = exc
+                yield {"error": error_json(exc.info())}
+            finally:
+                service.context.scheduler.release_job(ticket.job_id)
 
-    async def identity(config: dict[str, Any], request: Request) -> dict[str, Any]:
-        # The principal comes from the verified token, never from the client's config.
+
+def mount_graph(app: FastAPI, service: ServiceContext, pipeline: Pipeline) -> None:
+    """Mount invoke, batch, stream, stream_log, stream_events, schemas and the playground at
+    `/graph`, every input admitted through `pipeline`."""
+    input_schema = service.graph.get_input_schema()
+
+    def validated(raw: list[Any], body: Any) -> list[dict[str, Any]]:
         try:
-            principal = service.authenticator.authenticate(request.headers.get("authorization"))
-        except AuthError:
-            return config
+            parsed = [input_schema.model_validate(item) for item in raw]
+        except ValidationError as exc:
+            raise RequestValidationError(exc.errors(), body=body) from None
+        return [item.model_dump(exclude_unset=True) for item in parsed]
+
+    async def admit(config: dict[str, Any], request: Request) -> dict[str, Any]:
+        # Batch requests with one config per input come here once per config: admit once.
+        tickets: list[Ticket] | None = getattr(request.state, "router_tickets", None)
+        if tickets is None:
+            principal = request.state.principal
+            body = await request.json()
+            endpoint = request.url.path.rstrip("/").rsplit("/", 1)[-1]
+            raw = body.get("inputs") if endpoint == "batch" else [body.get("input")]
+            inputs = validated(list(raw or []), body)
+            tickets = await pipeline.admit(principal, inputs, f"graph/{endpoint}")
+            pipeline.hold(tickets)
+            request.state.router_tickets = tickets
         metadata = dict(config.get("metadata") or {})
-        metadata.update(router_user=principal.user, router_tenant=principal.tenant)
+        principal = tickets[0].principal if tickets else request.state.principal
+        metadata.update(
+            router_user=principal.user,
+            router_tenant=principal.tenant,
+            **{TICKETS: [t.job_id for t in tickets]},
+        )
         return {**config, "metadata": metadata}
 
     add_routes(
         app,
-        runnable,
+        GovernedGraph(service, pipeline),
         path="/graph",
-        input_type=service.graph.get_input_schema(),
+        input_type=input_schema,
         output_type=GraphOutput,
         config_keys=("metadata", "tags"),
-        per_req_config_modifier=identity,
+        per_req_config_modifier=admit,
         dependencies=[Depends(current_principal)],
         serializer=GraphSerializer(),
     )

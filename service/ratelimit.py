@@ -13,6 +13,9 @@ from typing import Any, Protocol
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
+from redis.exceptions import RedisError
+
+from policies.errors import LimitsUnavailable
 
 WINDOW_S = 60
 
@@ -145,6 +148,10 @@ return {1, -1, remaining}
 """
 
 
+def _unreachable(exc: RedisError) -> LimitsUnavailable:
+    return LimitsUnavailable(f"rate-limit counters unreachable: {exc}", retry_after_s=5)
+
+
 class RedisCounters:
     """Counters in Redis: every replica sees the same counts; checks and increments are atomic."""
 
@@ -157,17 +164,23 @@ class RedisCounters:
     async def consume(
         self, keys: list[tuple[str, int]], amount: int, ttl_s: int
     ) -> tuple[bool, int, int]:
-        result = await self._script(
-            keys=[k for k, _ in keys], args=[amount, ttl_s, *[limit for _, limit in keys]]
-        )
+        try:
+            result = await self._script(
+                keys=[k for k, _ in keys], args=[amount, ttl_s, *[limit for _, limit in keys]]
+            )
+        except RedisError as exc:
+            raise _unreachable(exc) from exc
         return bool(result[0]), int(result[1]), int(result[2])
 
     async def add(self, keys: list[str], amount: int, ttl_s: int) -> None:
-        async with self._redis.pipeline(transaction=True) as pipe:
-            for key in keys:
-                pipe.incrby(key, amount)
-                pipe.expire(key, ttl_s, nx=True)
-            await pipe.execute()
+        try:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                for key in keys:
+                    pipe.incrby(key, amount)
+                    pipe.expire(key, ttl_s, nx=True)
+                await pipe.execute()
+        except RedisError as exc:
+            raise _unreachable(exc) from exc
 
     async def close(self) -> None:
         await self._redis.aclose()
@@ -196,10 +209,12 @@ class RateLimiter:
         limits = [getattr(quotas.user, field), getattr(quotas.tenant, field)]
         return [(f"rl:{s}:{start}", lim) for s, lim in zip(scopes, limits, strict=True)], scopes
 
-    async def admit(self, user: str, tenant: str) -> Decision:
-        """Count one request against both request quotas, unless a quota is spent (then 429).
+    async def admit(self, user: str, tenant: str, requests: int = 1) -> Decision:
+        """Count `requests` requests against both request quotas, all or none, unless that
+        would go over a quota (then not allowed: 429).
 
         Token quotas must also have room left; tokens are counted after the answer (`spend`).
+        LimitsUnavailable when shared counters cannot be reached.
         """
         _, reset = self._window()
         if not self.policy.enabled:
@@ -209,7 +224,7 @@ class RateLimiter:
         if not ok:
             return Decision(False, token_keys[index][1], 0, reset, token_scopes[index])
         keys, scopes = self._keys(user, tenant, "requests")
-        ok, index, remaining = await self._counters.consume(keys, 1, WINDOW_S + 5)
+        ok, index, remaining = await self._counters.consume(keys, requests, WINDOW_S + 5)
         if not ok:
             return Decision(False, keys[index][1], 0, reset, scopes[index])
         tightest = min(limit for _, limit in keys)

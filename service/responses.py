@@ -10,7 +10,7 @@ import dataclasses
 from enum import Enum
 from typing import Any
 
-from cluster.completion import CallResult, Completion, Usage
+from cluster.completion import CallResult, Completion
 from cluster.health import HealthBoard
 from cluster.pool import Endpoint
 from cluster.registry import NodeState
@@ -19,6 +19,7 @@ from graph.records import BranchResult, ChainStep, JobResult, SchedulingReport
 from graph.state import RouterOutput
 from policies.errors import ErrorInfo
 from policies.merge import MergeReport
+from policies.usage import Usage
 from routing.router import RoutingDecision
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable
 from typing import Any
 
@@ -12,13 +11,12 @@ from fastapi.responses import JSONResponse, Response
 
 from graph.records import new_job_id
 from graph.state import RouterOutput
-from policies.errors import RouterError
-from service.audit import AuditQuery, AuditRecord
+from routing.router import RoutingDecision
+from service.audit import AuditQuery
 from service.auth import GLOBAL_ADMIN
-from service.context import Admin, Service, User
-from service.errors import error_body
-from service.governance import audit_entry, rate_headers
+from service.context import Admin, Operator, Service, User
 from service.jobs import JobRecord
+from service.pipeline import Pipe
 from service.responses import (
     endpoint_json,
     node_json,
@@ -27,7 +25,6 @@ from service.responses import (
     routing_json,
 )
 from service.schemas import ClassificationRequest, NodeStatusUpdate, ProcessRequest
-from service.validation import check_request
 
 router = APIRouter(prefix="/api/llm", tags=["llm"])
 
@@ -51,61 +48,41 @@ async def _unless_client_leaves(request: Request, work: Awaitable[RouterOutput])
 
 
 @router.post("/process", responses={202: {"description": "accepted; poll the job"}})
-async def process(body: ProcessRequest, principal: User, service: Service, request: Request) -> Any:
+async def process(
+    body: ProcessRequest, principal: User, service: Service, pipeline: Pipe, request: Request
+) -> Any:
     """Route, schedule, call and merge; with `async: true`, answer 202 and run in the background.
 
-    Every request, admitted or refused, leaves an audit record before its response.
+    Every request, admitted or refused, leaves one audit record before its response.
     """
-    check_request(service.options, body.prompt, body.items)
-    job_id = body.job_id or new_job_id()
-    started = time.perf_counter()
-    keep = service.options.audit_prompt_text
-
-    def entry(**kwargs: Any) -> AuditRecord:
-        return audit_entry(principal, body.prompt, job_id, started, keep_text=keep, **kwargs)
-
-    decision = await service.limiter.admit(principal.user, principal.tenant)
-    headers = {**rate_headers(decision), "X-Job-Id": job_id}
-    if not decision.allowed:
-        await service.record(entry(status="refused", http_status=429, error_code="rate_limited"))
-        message = f"rate limit: {decision.scope} is over {decision.limit} per minute"
-        return JSONResponse(error_body("rate_limited", message), status_code=429, headers=headers)
-
-    graph_input = body.graph_input(user=principal.user, tenant=principal.tenant, job_id=job_id)
+    graph_input = body.graph_input(
+        user=principal.user, tenant=principal.tenant, job_id=body.job_id or new_job_id()
+    )
     if body.run_async:
-        accepted = entry(status="accepted", http_status=202)
-        await service.record(accepted)
-        service.submit(
-            JobRecord(job_id, principal.tenant, principal.user),
-            graph_input,
-            lambda out, code, status: entry(
-                status=status,
-                http_status=code,
-                response=out,
-                error_code=None if code < 400 else status,
-                entry_id=accepted.id,
-            ),
-        )
+        [ticket] = await pipeline.admit(principal, [graph_input], "process")
+
+        async def work() -> RouterOutput:
+            async with pipeline.outcome(ticket) as run:
+                run.out = await service.run(graph_input)
+                return run.out
+
+        service.submit(JobRecord(ticket.job_id, principal.tenant, principal.user), work)
         return JSONResponse(
-            {"job_id": job_id, "status": "queued", "status_url": f"/api/llm/jobs/{job_id}"},
+            {
+                "job_id": ticket.job_id,
+                "status": "queued",
+                "status_url": f"/api/llm/jobs/{ticket.job_id}",
+            },
             status_code=202,
-            headers=headers,
+            headers=ticket.headers,
         )
-    try:
+    async with pipeline.governed(principal, graph_input, "process") as run:
         out = await _unless_client_leaves(request, service.run(graph_input))
-    except RouterError as exc:
-        await service.record(
-            entry(status="failed", http_status=exc.http_status, error_code=exc.code)
-        )
-        raise
-    if isinstance(out, Response):
-        await service.record(entry(status="abandoned", http_status=499, error_code="client_gone"))
-        return out
-    result = out.get("result")
-    tokens = 0 if result is None else result.completion.usage.total_tokens
-    await service.limiter.spend(principal.user, principal.tenant, tokens)
-    await service.record(entry(status="completed", http_status=200, response=out))
-    return JSONResponse(response_json(out), headers=headers)
+        if isinstance(out, Response):
+            run.abandoned = True
+            return out
+        run.out = out
+    return JSONResponse(response_json(out), headers=run.ticket.headers)
 
 
 @router.get("/queue")
@@ -155,9 +132,9 @@ async def list_nodes(principal: User, service: Service) -> dict[str, Any]:
 
 @router.post("/nodes/status")
 async def update_node_status(
-    body: NodeStatusUpdate, admin: Admin, service: Service
+    body: NodeStatusUpdate, operator: Operator, service: Service
 ) -> dict[str, Any]:
-    """Admin: set a node's VRAM use, utilisation or status."""
+    """Operator: set a node's VRAM use, utilisation or status (shared by every tenant)."""
     node = service.registry.update_status(
         body.node_id,
         vram_used_gb=body.vram_used_gb,
@@ -166,7 +143,11 @@ async def update_node_status(
         extra=None if body.gpu is None else {"gpu": body.gpu.model_dump()},
         telemetry=body.gpu is not None,
     )
-    return {"updated": True, "node": node_json(node, service.health), "updated_by": admin.user}
+    return {
+        "updated": True,
+        "node": node_json(node, service.health),
+        "updated_by": operator.user,
+    }
 
 
 @router.get("/routing/rules")
@@ -196,12 +177,28 @@ async def routing_rules(principal: User, service: Service) -> dict[str, Any]:
 
 @router.post("/test-classification")
 async def test_classification(
-    body: ClassificationRequest, principal: User, service: Service
+    body: ClassificationRequest, principal: User, service: Service, pipeline: Pipe
 ) -> dict[str, Any]:
-    """Classify and pick a model without running anything."""
-    decision = await service.context.router.adecide(
-        body.prompt, body.task_hints, task_type=body.task_type, model=body.model
-    )
+    """Classify and pick a model without running anything. When the routing policy has an LLM
+    judge, the request may call it, so it is admitted, limited and audited like any other."""
+    router = service.context.router
+
+    async def decide(job_id: str) -> RoutingDecision:
+        return await router.adecide(
+            body.prompt, body.task_hints, task_type=body.task_type, model=body.model, job_id=job_id
+        )
+
+    if not pipeline.judged():
+        decision = await decide(new_job_id())
+    else:
+        graph_input = {"prompt": body.prompt, "user": principal.user, "tenant": principal.tenant}
+        async with pipeline.governed(principal, graph_input, "test-classification") as run:
+            try:
+                decision = await decide(run.ticket.job_id)
+            finally:
+                service.context.scheduler.release_job(run.ticket.job_id)
+            run.out = {"routing": decision, "usage": decision.usage}
+            run.model = router.policy.judge.model
     return {"prompt_chars": len(body.prompt), "routing": routing_json(decision)}
 
 
@@ -245,4 +242,5 @@ async def audit_log(
         "total": await service.audit.count(query),
         "limit": limit,
         "offset": offset,
+        "spooled": await service.audit.spooled(),
     }

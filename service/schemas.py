@@ -2,11 +2,30 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from policies.types import MergeStrategy, NodeStatus, TaskType
+
+
+class GenerationParameters(BaseModel):
+    """Generation parameters a request may set, each within its range; vLLM gets them as
+    they are. `max_tokens` is also held to the model's own limit once the model is known."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, gt=0, le=1)
+    max_tokens: int | None = Field(default=None, ge=1)
+    stop: str | list[str] | None = Field(default=None, max_length=4)
+    """Up to 4 stop strings."""
+    seed: int | None = None
+    presence_penalty: float | None = Field(default=None, ge=-2, le=2)
+    frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
+    top_logprobs: int | None = Field(default=None, ge=0, le=20)
+    n: Literal[1] | None = None
+    """One answer per request (the router merges answers itself)."""
 
 
 class ProcessRequest(BaseModel):
@@ -34,7 +53,7 @@ class ProcessRequest(BaseModel):
     """How several answers become one."""
     priority: int | None = Field(default=None, ge=1, le=5)
     """1 most urgent .. 5 least."""
-    parameters: dict[str, Any] = Field(default_factory=dict)
+    parameters: GenerationParameters = Field(default_factory=GenerationParameters)
     """Generation parameters: temperature, max_tokens, top_p, stop, seed, ..."""
     task_type: TaskType | None = None
     """Skip classification and use this task type."""

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from server import create_app
-from service.auth import ADMIN, issue_token
+from service.auth import ADMIN, OPERATOR, issue_token
 from tests.conftest import FakeCluster
 from tests.fakes.net import ThreadedServer
 
@@ -22,6 +22,7 @@ class RouterServer:
 
     url: str
     admin: str
+    operator: str
     analyst: str
     other_tenant: str
 
@@ -38,6 +39,7 @@ def router_server(
     yield RouterServer(
         url=server.url,
         admin=issue_token(SECRET, user="alice", tenant="acme", roles=[ADMIN]),
+        operator=issue_token(SECRET, user="olga", tenant="noc", roles=[OPERATOR]),
         analyst=issue_token(SECRET, user="bob", tenant="acme"),
         other_tenant=issue_token(SECRET, user="eve", tenant="globex"),
     )

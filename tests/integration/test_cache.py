@@ -8,7 +8,8 @@ from collections.abc import AsyncIterator
 import pytest
 
 from cluster.cache import MemoryCache, RedisCache, ResponseCache, cache_key
-from cluster.completion import CallResult, Completion, Usage
+from cluster.completion import CallResult, Completion
+from policies.usage import Usage
 
 REDIS = "redis://127.0.0.1:6379/0"
 RESULT = CallResult(

@@ -60,6 +60,10 @@ async def test_chain_resumes_after_a_restart(
     node2.behaviour.per_model_delay_s = {}
     second = create_app(settings)  # a new process: fresh runtime, same checkpoint store
     async with second.router.lifespan_context(second):
+        # Another job's reservation: the resumed step's saved lease id must never name it.
+        scheduler = second.state.service.context.scheduler
+        bystander = scheduler.try_acquire("bystander", ["granite-guardian"])
+        assert bystander is not None
         other = await call(second, chain, tenant="globex")
         assert other.status_code == 404  # another tenant cannot resume it
         r = await call(second, chain)
@@ -76,3 +80,6 @@ async def test_chain_resumes_after_a_restart(
         again = await call(second, chain)
         assert again.json()["chain"] == body["chain"]
         assert node2.models_called().count("qwen-coder") == 1
+        # The resumed step reserved afresh and released only its own reservation.
+        assert [lease.job_id for lease in scheduler.leases()] == ["bystander"]
+        scheduler.release(bystander)

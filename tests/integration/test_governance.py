@@ -230,8 +230,10 @@ def test_audit_endpoint_filters_pages_and_keeps_tenants_apart(
             and record["node"] == "gb10-node-1"
             and record["mode"] == "single"
         )
-        failed = c.get("/api/llm/audit", headers=admin, params={"status": "failed"}).json()
-        assert failed["total"] == 1 and failed["records"][0]["error_code"] == "invalid_request"
+        # An unknown generation parameter is refused before it is admitted, and audited.
+        refused = c.get("/api/llm/audit", headers=admin, params={"status": "refused"}).json()
+        assert refused["total"] == 1
+        assert refused["records"][0]["error_code"] == "validation_error"
         assert c.get("/api/llm/audit", headers=outsider).json()["total"] == 0
         assert (
             c.get("/api/llm/audit", headers=outsider, params={"tenant": tenant}).status_code == 403

@@ -172,17 +172,19 @@ def test_models_nodes_rules_and_test_classification(router_server: RouterServer)
         assert r.json()["routing"]["model"] == "qwen-coder"
 
 
-def test_node_status_update_is_admin_only_and_validated(router_server: RouterServer) -> None:
+def test_node_status_update_is_operator_only_and_validated(router_server: RouterServer) -> None:
     update = {
         "node_id": "gb10-node-1",
         "vram_used_gb": 30,
         "compute_utilization": 0.45,
         "status": "available",
     }
-    with router_server.client(router_server.analyst) as c:
-        r = c.post("/api/llm/nodes/status", json=update)
-        assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden"
-    with router_server.client(router_server.admin) as c:
+    # A tenant's admin cannot change a node every tenant shares.
+    for token in (router_server.analyst, router_server.admin):
+        with router_server.client(token) as c:
+            r = c.post("/api/llm/nodes/status", json=update)
+            assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden"
+    with router_server.client(router_server.operator) as c:
         r = c.post("/api/llm/nodes/status", json=update)
         assert r.status_code == 200, r.text
         node = r.json()["node"]
@@ -232,7 +234,27 @@ def test_caller_mistakes_are_clear_4xx_never_500(router_server: RouterServer) ->
         r = c.post("/api/llm/process", json={"prompt": "hi", "operations": ["juggle"]})
         assert r.status_code == 422 and "unknown operation" in r.json()["error"]["message"]
         r = c.post("/api/llm/process", json={"prompt": "hi", "parameters": {"temprature": 1}})
-        assert r.status_code == 422 and "unknown parameter" in r.json()["error"]["message"]
+        assert r.status_code == 422 and "parameters.temprature" in r.json()["error"]["message"]
+        out_of_range = [
+            ({"temperature": 50}, "parameters.temperature"),
+            ({"temperature": -0.1}, "parameters.temperature"),
+            ({"top_p": 0}, "parameters.top_p"),
+            ({"max_tokens": -1}, "parameters.max_tokens"),
+            ({"max_tokens": 0}, "parameters.max_tokens"),
+            ({"stop": ["a", "b", "c", "d", "e"]}, "parameters.stop"),
+            ({"n": 2}, "parameters.n"),
+        ]
+        for parameters, field in out_of_range:
+            r = c.post("/api/llm/process", json={"prompt": "hi", "parameters": parameters})
+            assert r.status_code == 422, parameters
+            assert r.json()["error"]["message"].startswith(field), r.json()
+        # Within the general range but over the routed model's own limit (llama31: 8192).
+        r = c.post(
+            "/api/llm/process",
+            json={"prompt": "hi", "model": "llama31", "parameters": {"max_tokens": 9000}},
+        )
+        assert r.status_code == 422
+        assert r.json()["error"]["message"].startswith("parameters.max_tokens: 9000 is over")
         r = c.post("/api/llm/process", json={"prompt": "hi", "surprise": 1})
         assert r.status_code == 422
 
@@ -248,7 +270,7 @@ def test_backend_down_is_503_with_code(
 
 
 def test_capacity_timeout_is_503_with_retry_after(router_server: RouterServer) -> None:
-    with router_server.client(router_server.admin) as c:
+    with router_server.client(router_server.operator) as c:
         c.post("/api/llm/nodes/status", json={"node_id": "gb10-node-1", "vram_used_gb": 80})
         r = c.post(
             "/api/llm/process", json={"prompt": "Summarize", "model": "deepseek", "timeout_s": 0.2}
@@ -298,7 +320,7 @@ def test_no_secret_and_no_keys_refuses_to_start(clean_env: pytest.MonkeyPatch) -
 def test_a_client_that_leaves_loses_its_queue_place(router_server: RouterServer) -> None:
     import httpx
 
-    with router_server.client(router_server.admin) as c:
+    with router_server.client(router_server.operator) as c:
         c.post("/api/llm/nodes/status", json={"node_id": "gb10-node-1", "vram_used_gb": 80})
         with pytest.raises(httpx.ReadTimeout):
             c.post(
@@ -312,3 +334,18 @@ def test_a_client_that_leaves_loses_its_queue_place(router_server: RouterServer)
             time.sleep(0.1)
         queue = c.get("/api/llm/queue").json()
         assert queue["depth"] == 0 and queue["max_length"] == 1000
+
+
+def test_a_request_the_model_server_refuses_is_the_callers_400_with_its_message(
+    router_server: RouterServer, fake_cluster: FakeCluster
+) -> None:
+    fake_cluster.node2.behaviour.fail_status = 400
+    with router_server.client(router_server.analyst) as c:
+        r = c.post("/api/llm/process", json={"prompt": "Parse this", "model": "phi4"})
+    assert r.status_code == 400, r.text
+    error = r.json()["error"]
+    assert error["code"] == "backend_rejected" and "fake failure" in error["message"]
+    fake_cluster.node2.behaviour.fail_status = 404
+    with router_server.client(router_server.analyst) as c:
+        r = c.post("/api/llm/process", json={"prompt": "Parse this", "model": "phi4"})
+    assert r.status_code == 502 and r.json()["error"]["code"] == "backend_misconfigured"

@@ -133,3 +133,7 @@ def test_graph_caller_mistakes_are_4xx(router_server: RouterServer) -> None:
         assert r.status_code == 422 and "over the limit" in r.json()["error"]["message"]
         r = c.post("/graph/invoke", json={"input": {"task_hints": ["x"]}})
         assert r.status_code == 422
+        for route in ("invoke", "batch", "stream"):
+            r = c.post(f"/graph/{route}", content=b"", headers={"content-type": "application/json"})
+            assert r.status_code == 422, (route, r.text)
+            assert r.json()["error"]["code"] == "validation_error"

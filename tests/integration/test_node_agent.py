@@ -21,13 +21,13 @@ from cluster.node_agent import (
     status_update,
 )
 from server import create_app
-from service.auth import ADMIN, issue_token
+from service.auth import OPERATOR, issue_token
 from tests.conftest import FakeCluster
 from tests.fakes.net import ThreadedServer, free_port
 from tests.fakes.nvml import FakeGpu, FakeNvml
 from tests.integration.conftest import SECRET, RouterServer
 
-TOKEN = issue_token(SECRET, user="agent", tenant="acme", roles=[ADMIN])
+TOKEN = issue_token(SECRET, user="agent", tenant="acme", roles=[OPERATOR])
 
 
 def node_1(client: httpx.Client) -> dict[str, Any]:

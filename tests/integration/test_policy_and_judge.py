@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from app.runtime import RouterRuntime, build_runtime
+from app.runtime import RouterRuntime, build_runtime, judge_caller
 from cluster.config import CONFIG_DIR
 from policies.classification import Classification
 from policies.routing_policy import JudgePolicy
@@ -123,23 +123,25 @@ async def test_judge_overrules_an_unsure_decision(
     runtime: RouterRuntime, fake_cluster: FakeCluster
 ) -> None:
     fake_cluster.node2.behaviour.reply = lambda m, msgs: '{"task_type": "classification"}'
-    judge = LLMJudge(runtime.calls.text, JudgePolicy(enabled=True, below_confidence=0.5))
+    judge = LLMJudge(judge_caller(runtime.calls), JudgePolicy(enabled=True, below_confidence=0.5))
     assert judge.wants(UNSURE)
-    judged = await judge.judge("Is this bad?", UNSURE)
+    judged, usage = await judge.judge("Is this bad?", UNSURE, job_id="job_j", priority=2)
     assert (judged.task_type, judged.layer) == (TaskType.CLASSIFICATION, "judge")
     assert fake_cluster.node2.calls[0].path_model == "granite-guardian"
+    assert usage.total_tokens > 0
+    assert runtime.scheduler.leases() == []  # its reservation ended with the call
 
 
 async def test_judge_failure_keeps_the_decision(
     runtime: RouterRuntime, fake_cluster: FakeCluster
 ) -> None:
-    judge = LLMJudge(runtime.calls.text, JudgePolicy(enabled=True, timeout_s=0.2))
+    judge = LLMJudge(judge_caller(runtime.calls), JudgePolicy(enabled=True, timeout_s=0.2))
     fake_cluster.node2.behaviour.reply = lambda m, msgs: "I think it is classification"
-    kept = await judge.judge("Is this bad?", UNSURE)
+    kept, _ = await judge.judge("Is this bad?", UNSURE, job_id="job_j", priority=2)
     assert kept.task_type is TaskType.GENERAL_REASONING and "no valid task type" in kept.reasons[-1]
     fake_cluster.node2.behaviour.delay_s = 1.0
-    kept = await judge.judge("Is this bad?", UNSURE)
-    assert "timed out" in kept.reasons[-1]
+    kept, usage = await judge.judge("Is this bad?", UNSURE, job_id="job_j", priority=2)
+    assert "timed out" in kept.reasons[-1] and usage.total_tokens == 0
 
 
 async def test_router_asks_the_judge_only_when_enabled_and_unsure(
@@ -147,11 +149,14 @@ async def test_router_asks_the_judge_only_when_enabled_and_unsure(
 ) -> None:
     fake_cluster.node2.behaviour.reply = lambda m, msgs: '{"task_type": "rule_generation"}'
     runtime.router.judge = LLMJudge(
-        runtime.calls.text, JudgePolicy(enabled=True, below_confidence=1.0)
+        judge_caller(runtime.calls), JudgePolicy(enabled=True, below_confidence=1.0)
     )
-    decision = await runtime.router.adecide("Summarize the incident")
+    decision = await runtime.router.adecide("Summarize the incident", job_id="job_1")
     assert decision.layer == "judge" and decision.model == "qwen-coder"
-    explicit = await runtime.router.adecide("Summarize the incident", task_type="general_reasoning")
-    assert explicit.override == "task_type"
-    runtime.router.judge = LLMJudge(runtime.calls.text, JudgePolicy(enabled=False))
-    assert (await runtime.router.adecide("Summarize the incident")).layer != "judge"
+    assert decision.usage.total_tokens > 0
+    explicit = await runtime.router.adecide(
+        "Summarize the incident", task_type="general_reasoning", job_id="job_2"
+    )
+    assert explicit.override == "task_type" and explicit.usage.total_tokens == 0
+    runtime.router.judge = LLMJudge(judge_caller(runtime.calls), JudgePolicy(enabled=False))
+    assert (await runtime.router.adecide("Summarize the incident", job_id="job_3")).layer != "judge"

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pytest
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 
-from cluster.completion import CallResult, Completion, FailedOver, Usage
+from cluster.completion import CallResult, Completion, FailedOver
 from cluster.scheduler import NodeRef
 from graph.records import (
     CHECKPOINTED_TYPES,
@@ -20,6 +20,7 @@ from graph.records import (
 from policies.errors import ErrorInfo
 from policies.merge import MergeReport
 from policies.types import DecisionLayer, ExecutionMode, MergeStrategy, TaskType
+from policies.usage import Usage
 from routing.router import Alternate, Override, RoutingDecision
 
 SERDE = JsonPlusSerializer(allowed_msgpack_modules=CHECKPOINTED_TYPES)

@@ -53,6 +53,9 @@ def test_token_is_signed_with_the_secret(
     claims = jwt.decode(capsys.readouterr().out.strip(), secret, algorithms=["HS256"])
     assert (claims["sub"], claims["tenant"], claims["roles"]) == ("ann", "acme", ["admin"])
     assert claims["exp"] - claims["iat"] == 60
+    assert main(["token", "--user", "noc", "--tenant", "ops", "--operator"]) == 0
+    claims = jwt.decode(capsys.readouterr().out.strip(), secret, algorithms=["HS256"])
+    assert claims["roles"] == ["operator"]
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ from cluster.config import load_cluster_config
 from devnodes.environment import cache_dir, model_dir, vllm_python
 from devnodes.servers import DEFAULT_CLUSTER, VllmServer, node_models, write_cluster_config
 from server import create_app
-from service.auth import ADMIN, issue_token
+from service.auth import ADMIN, OPERATOR, issue_token
 from tests.fakes.net import ThreadedServer, free_port
 
 SECRET = "vllm-suite-secret-0123456789abcdef0123"
@@ -76,6 +76,6 @@ def live_router(vllm_cluster: VllmCluster, clean_env: pytest.MonkeyPatch) -> Ite
     yield LiveRouter(
         server.url,
         issue_token(SECRET, user="analyst", tenant="soc"),
-        issue_token(SECRET, user="admin", tenant="soc", roles=[ADMIN]),
+        issue_token(SECRET, user="admin", tenant="soc", roles=[ADMIN, OPERATOR]),
     )
     server.stop()

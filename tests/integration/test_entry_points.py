@@ -1,0 +1,207 @@
+"""One matrix over every entry point that takes an LLM request: the same pipeline everywhere.
+
+Unauthenticated → 401; identity from the token whatever the body says; exactly one audit
+record per request (a batch input is a request) with the right tenant, user, model, entry
+point and status; one per-minute quota counted across every entry point, so a user at the
+limit is refused by all of them (the streaming routes with a plain 429 before any event).
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from cluster.config import CONFIG_DIR
+from server import create_app
+from service.auth import ADMIN, issue_token
+from tests.conftest import FakeCluster
+from tests.fakes.net import ThreadedServer
+from tests.integration.conftest import SECRET
+
+LIMITED_RPM = 9
+ASK = {"prompt": "Write a YARA rule for this loader", "task_type": "rule_generation"}
+FORGED = {"user": "mallory", "tenant": "evil-corp"}
+
+
+@dataclass(frozen=True)
+class EntryPoint:
+    """How to send one request through an entry point, and what the audit should say."""
+
+    name: str
+    """The audit's entry_point."""
+    send: Callable[[httpx.Client], httpx.Response]
+    requests: int = 1
+    """Requests (audit records, quota) one call makes."""
+    model: str = "qwen-coder"
+
+
+def _job_done(c: httpx.Client, r: httpx.Response) -> httpx.Response:
+    if r.status_code != 202:
+        return r
+    url = r.json()["status_url"]
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        job = c.get(url).json()
+        if job["status"] in ("completed", "failed"):
+            return r
+        time.sleep(0.05)
+    raise AssertionError(f"async job {url} did not finish")
+
+
+ENTRY_POINTS = [
+    EntryPoint("process", lambda c: c.post("/api/llm/process", json=ASK)),
+    EntryPoint(
+        "process", lambda c: _job_done(c, c.post("/api/llm/process", json={**ASK, "async": True}))
+    ),
+    EntryPoint(
+        "graph/invoke", lambda c: c.post("/graph/invoke", json={"input": {**ASK, **FORGED}})
+    ),
+    EntryPoint(
+        "graph/batch",
+        lambda c: c.post("/graph/batch", json={"inputs": [{**ASK, **FORGED}, ASK]}),
+        requests=2,
+    ),
+    EntryPoint(
+        "graph/stream", lambda c: c.post("/graph/stream", json={"input": {**ASK, **FORGED}})
+    ),
+    EntryPoint("graph/stream_log", lambda c: c.post("/graph/stream_log", json={"input": ASK})),
+    EntryPoint(
+        "graph/stream_events",
+        lambda c: c.post("/graph/stream_events", json={"input": ASK}),
+    ),
+    EntryPoint(
+        "test-classification",
+        lambda c: c.post("/api/llm/test-classification", json={"prompt": "Is this bad?"}),
+        model="granite-guardian",
+    ),
+]
+IDS = [
+    "process",
+    "process-async",
+    "graph-invoke",
+    "graph-batch",
+    "graph-stream",
+    "graph-stream_log",
+    "graph-stream_events",
+    "test-classification",
+]
+
+
+@dataclass
+class Router:
+    url: str
+    tenant: str
+    limited_tenant: str
+
+    def client(self, user: str | None = None, tenant: str | None = None) -> httpx.Client:
+        headers = {}
+        if user is not None:
+            token = issue_token(SECRET, user=user, tenant=tenant or self.tenant)
+            headers["Authorization"] = f"Bearer {token}"
+        return httpx.Client(base_url=self.url, headers=headers, timeout=30)
+
+    def audit(self, user: str, tenant: str | None = None) -> list[dict[str, Any]]:
+        admin = issue_token(SECRET, user="auditor", tenant=tenant or self.tenant, roles=[ADMIN])
+        r = httpx.get(
+            f"{self.url}/api/llm/audit",
+            params={"user": user, "limit": 1000},
+            headers={"Authorization": f"Bearer {admin}"},
+            timeout=30,
+        )
+        assert r.status_code == 200, r.text
+        records: list[dict[str, Any]] = r.json()["records"]
+        return records
+
+
+@pytest.fixture
+def router(
+    fake_cluster: FakeCluster, clean_env: pytest.MonkeyPatch, tmp_path: Path
+) -> Iterator[Router]:
+    tenant, limited = f"m-{uuid.uuid4().hex[:8]}", f"l-{uuid.uuid4().hex[:8]}"
+    limits = tmp_path / "limits.yaml"
+    roomy = {"requests_per_minute": 10_000, "tokens_per_minute": 10_000_000}
+    tight = {"requests_per_minute": LIMITED_RPM, "tokens_per_minute": 10_000_000}
+    limits.write_text(
+        yaml.safe_dump(
+            {
+                "default": {"user": roomy, "tenant": roomy},
+                "tenants": {limited: {"user": tight, "tenant": roomy}},
+            }
+        )
+    )
+    routing = tmp_path / "routing.yaml"
+    shutil.copy(CONFIG_DIR / "routing.yaml", routing)
+    policy = yaml.safe_load(routing.read_text())
+    policy["judge"].update(enabled=True, below_confidence=1.0)
+    routing.write_text(yaml.safe_dump(policy))
+    settings = fake_cluster.settings(
+        jwt_secret=SECRET,
+        limits_config=limits,
+        routing_config=routing,
+        health_interval_s=0,
+        policy_reload_s=0,
+    )
+    server = ThreadedServer(create_app(settings))
+    yield Router(server.url, tenant, limited)
+    server.stop()
+
+
+@pytest.mark.parametrize("entry", ENTRY_POINTS, ids=IDS)
+def test_no_token_no_request(router: Router, entry: EntryPoint) -> None:
+    with router.client() as c:
+        r = entry.send(c)
+    assert r.status_code == 401, r.text
+    assert r.json()["error"]["code"] == "unauthenticated"
+
+
+@pytest.mark.parametrize("entry", ENTRY_POINTS, ids=IDS)
+def test_one_audit_record_per_request_in_the_token_holders_name(
+    router: Router, entry: EntryPoint
+) -> None:
+    user = f"u-{uuid.uuid4().hex[:8]}"
+    with router.client(user) as c:
+        r = entry.send(c)
+    assert r.status_code in (200, 202), r.text
+    assert "event: error" not in r.text
+    records = router.audit(user)
+    assert len(records) == entry.requests
+    for record in records:
+        assert (record["tenant"], record["user_id"]) == (router.tenant, user)
+        assert record["entry_point"] == entry.name
+        assert record["status"] == "completed", record
+        assert record["model"] == entry.model
+    assert router.audit("mallory", "evil-corp") == []
+
+
+@pytest.mark.parametrize("entry", ENTRY_POINTS, ids=IDS)
+def test_one_quota_across_every_entry_point(router: Router, entry: EntryPoint) -> None:
+    """Spend the user's quota on every other entry point, then this one is refused too."""
+    user = f"q-{uuid.uuid4().hex[:8]}"
+    spent = 0
+    with router.client(user, router.limited_tenant) as c:
+        for other in ENTRY_POINTS:
+            if other is entry or spent + other.requests > LIMITED_RPM:
+                continue
+            assert other.send(c).status_code in (200, 202)
+            spent += other.requests
+        while spent < LIMITED_RPM:
+            assert c.post("/api/llm/process", json=ASK).status_code == 200
+            spent += 1
+        refused = entry.send(c)
+    assert refused.status_code == 429, refused.text
+    assert refused.json()["error"]["code"] == "rate_limited"
+    assert refused.headers["Retry-After"]
+    records = router.audit(user, router.limited_tenant)
+    assert len(records) == LIMITED_RPM + entry.requests
+    mine = [r for r in records if r["status"] == "refused"]
+    assert len(mine) == entry.requests
+    assert {(r["entry_point"], r["error_code"]) for r in mine} == {(entry.name, "rate_limited")}
