@@ -20,6 +20,18 @@ def new_job_id() -> str:
     return f"job_{uuid.uuid4().hex[:16]}"
 
 
+def reservation_key(tenant: str, job_id: str) -> str:
+    """Whose reservations these are, to the scheduler: a job id is the caller's, unique only
+    within its tenant."""
+    return f"{tenant}/{job_id}"
+
+
+def job_of(key: str, tenant: str) -> str | None:
+    """The job id in reservation key `key` when the job is `tenant`'s, else None."""
+    owner, _, job_id = key.rpartition("/")
+    return job_id if owner == tenant and job_id else None
+
+
 class JobStatus(StrEnum):
     """Where a run of the graph stands."""
 

@@ -8,7 +8,14 @@ from typing import Annotated, Any, Required, cast
 # LangServe builds its schemas from these; on Python 3.11 that needs typing_extensions.
 from typing_extensions import TypedDict
 
-from graph.records import BranchResult, ChainStep, JobResult, JobStatus, SchedulingReport
+from graph.records import (
+    BranchResult,
+    ChainStep,
+    JobResult,
+    JobStatus,
+    SchedulingReport,
+    reservation_key,
+)
 from policies.types import ExecutionMode
 from policies.usage import Usage
 from routing.router import RoutingDecision
@@ -79,7 +86,7 @@ class BranchTask(TypedDict):
     item_count: int
     """Items in the chunk (0 when not a batch)."""
     job_id: str
-    """The job, for a failover reservation."""
+    """The job's reservation key (tenant and job id), for a failover reservation."""
     priority: int
     """The job's priority, for a failover reservation."""
     failover_models: list[str]
@@ -148,6 +155,11 @@ _ENUM_CHANNELS: dict[str, type[ExecutionMode] | type[JobStatus]] = {
     "execution_mode": ExecutionMode,
     "status": JobStatus,
 }
+
+
+def reservations(state: RouterState) -> str:
+    """The run's key for its reservations (see `reservation_key`)."""
+    return reservation_key(state.get("tenant", ""), state["job_id"])
 
 
 def planned_mode(state: RouterState) -> ExecutionMode | None:

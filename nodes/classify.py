@@ -7,7 +7,7 @@ from typing import Any
 from langgraph.runtime import Runtime
 
 from graph.context import RouterContext
-from graph.records import JobStatus, new_job_id
+from graph.records import JobStatus, new_job_id, reservation_key
 from graph.state import RouterState, planned_mode
 from policies.errors import InvalidRequest
 from policies.modes import choose_mode
@@ -50,7 +50,7 @@ async def classify(state: RouterState, runtime: Runtime[RouterContext]) -> dict[
         task_type=state.get("task_type"),
         model=state.get("model"),
         priority=state.get("priority"),
-        job_id=update["job_id"],
+        job_id=reservation_key(state.get("tenant", ""), update["job_id"]),
     )
     update.update(routing=decision, usage=decision.usage)
     return update

@@ -12,7 +12,7 @@ from cluster.completion import branch_label
 from cluster.scheduler import Lease
 from graph.context import RouterContext
 from graph.records import JobStatus, SchedulingReport
-from graph.state import BranchTask, RouterState, planned_mode
+from graph.state import BranchTask, RouterState, planned_mode, reservations
 from nodes.chain_step import chain_prompt
 from policies.batching import chunk_items, numbered_prompt
 from policies.types import ExecutionMode
@@ -34,7 +34,7 @@ def _task(
         parameters=parameters,
         first_item=first_item,
         item_count=count,
-        job_id=state["job_id"],
+        job_id=reservations(state),
         priority=routing.priority,
         # A fan-out across models keeps each branch on its own model.
         failover_models=[lease.model] if state.get("models") else list(routing.candidates),
@@ -76,7 +76,7 @@ def _parallel_leases(
 async def schedule(state: RouterState, runtime: Runtime[RouterContext]) -> dict[str, Any]:
     """Plan the step's calls on reserved capacity; an empty plan means wait in the queue."""
     ctx = runtime.context
-    job_id = state["job_id"]
+    job_id = reservations(state)
     routing = state["routing"]
     mode = planned_mode(state)
     assert mode is not None, "classify plans the mode before schedule runs"
@@ -120,7 +120,7 @@ async def schedule(state: RouterState, runtime: Runtime[RouterContext]) -> dict[
     waited = state.get("queue_wait_s", 0.0)
     shown_mode = ExecutionMode.QUEUED if waited and mode is not ExecutionMode.CHAINED else mode
     scheduling = SchedulingReport(
-        job_id=job_id,
+        job_id=state["job_id"],
         execution_mode=shown_mode,
         dispatched_as=mode,
         nodes=[ctx.scheduler.node_ref(lease) for lease in leases],

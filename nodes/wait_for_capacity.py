@@ -8,7 +8,7 @@ from typing import Any
 from langgraph.runtime import Runtime
 
 from graph.context import RouterContext
-from graph.state import RouterState
+from graph.state import RouterState, reservations
 
 
 async def wait_for_capacity(state: RouterState, runtime: Runtime[RouterContext]) -> dict[str, Any]:
@@ -17,7 +17,7 @@ async def wait_for_capacity(state: RouterState, runtime: Runtime[RouterContext])
     routing = state["routing"]
     started = time.monotonic()
     lease = await ctx.scheduler.acquire(
-        state["job_id"],
+        reservations(state),
         routing.candidates,
         priority=routing.priority,
         timeout_s=state.get("timeout_s"),

@@ -36,23 +36,18 @@ class JobRecord:
 
 
 class MemoryJobStore:
-    """In-process job store; a lookup from another tenant finds nothing."""
+    """In-process job store, by tenant: job ids are the callers', unique within a tenant, so
+    a lookup from another tenant finds nothing and two tenants' ids never collide."""
 
     def __init__(self, max_jobs: int = 10_000) -> None:
-        self._jobs: dict[str, JobRecord] = {}
+        self._jobs: dict[tuple[str, str], JobRecord] = {}
         self._max_jobs = max_jobs
 
     def add(self, record: JobRecord) -> None:
         if len(self._jobs) >= self._max_jobs:
             oldest = min(self._jobs.values(), key=lambda r: r.created_at)
-            del self._jobs[oldest.job_id]
-        self._jobs[record.job_id] = record
+            del self._jobs[(oldest.tenant, oldest.job_id)]
+        self._jobs[(record.tenant, record.job_id)] = record
 
     def get(self, job_id: str, tenant: str) -> JobRecord | None:
-        record = self._jobs.get(job_id)
-        if record is None or record.tenant != tenant:
-            return None
-        return record
-
-    def exists(self, job_id: str) -> bool:
-        return job_id in self._jobs
+        return self._jobs.get((tenant, job_id))

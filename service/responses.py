@@ -15,7 +15,7 @@ from cluster.health import HealthBoard
 from cluster.pool import Endpoint
 from cluster.registry import NodeState
 from cluster.scheduler import NodeRef, QueueEntry
-from graph.records import BranchResult, ChainStep, JobResult, SchedulingReport
+from graph.records import BranchResult, ChainStep, JobResult, SchedulingReport, job_of
 from graph.state import RouterOutput
 from policies.errors import ErrorInfo
 from policies.merge import MergeReport
@@ -250,6 +250,18 @@ def endpoint_json(endpoint: Endpoint, health: HealthBoard) -> dict[str, Any]:
 
 def queue_entry_json(entry: QueueEntry) -> dict[str, Any]:
     return dataclasses.asdict(entry)
+
+
+def tenant_queue_json(entries: list[QueueEntry], tenant: str) -> list[dict[str, Any]]:
+    """`tenant`'s entries among the queue's, under the job ids the tenant knows them by, with
+    their place in the whole queue; other tenants' jobs are not shown."""
+    mine = []
+    for position, entry in enumerate(entries):
+        job_id = job_of(entry.job_id, tenant)
+        if job_id is not None:
+            shown = queue_entry_json(dataclasses.replace(entry, job_id=job_id))
+            mine.append({**shown, "position": position})
+    return mine
 
 
 _RENDERERS: dict[type, Any] = {
