@@ -15,6 +15,7 @@ from service.errors import install_error_handlers
 from service.langserve_io import mount_graph
 from service.pipeline import Pipeline
 from service.routes import router as llm_router
+from service.settle import SettleAdmissions
 
 
 def create_app(
@@ -39,6 +40,7 @@ def create_app(
     app.state.service = service
     app.state.pipeline = pipeline
     install_error_handlers(app)
+    app.add_middleware(SettleAdmissions, pipeline=pipeline)
     app.include_router(llm_router)
 
     @app.get("/healthz", tags=["health"])

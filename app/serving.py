@@ -74,6 +74,7 @@ async def serving(
             stack.push_async_callback(_cancel, drainer)
         stack.push_async_callback(service.limiter.close)
         stack.push_async_callback(runtime.aclose)
+        stack.push_async_callback(pipeline.shutdown)
         stack.push_async_callback(service.drain)
         if settings.health_interval_s > 0:
             prober = runtime.prober()

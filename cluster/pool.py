@@ -86,14 +86,18 @@ def _error_from(exc: Exception, endpoint: Endpoint) -> RouterError:
     if isinstance(exc, openai.APIStatusError):
         if exc.status_code >= 500 or exc.status_code == 429:
             return BackendUnavailable(f"{where} answered {exc.status_code}: {exc.message}")
-        if exc.status_code in (400, 413, 422):
-            return BackendRejected(
-                f"{where} refused the request ({exc.status_code}): {exc.message}"
+        if exc.status_code in (401, 403):
+            return BackendMisconfigured(
+                f"{where} refused the router's credentials ({exc.status_code}): "
+                f"{exc.message}; check its api_key in the cluster config"
             )
-        return BackendMisconfigured(
-            f"{where} refused the router ({exc.status_code}): {exc.message}; check its "
-            "api_key and served_name in the cluster config"
-        )
+        if exc.status_code == 404:
+            return BackendMisconfigured(
+                f"{where} does not serve that model ({exc.status_code}): {exc.message}; "
+                "check its served_name in the cluster config"
+            )
+        # Any other 4xx is about this request (context too long, a bad parameter).
+        return BackendRejected(f"{where} refused the request ({exc.status_code}): {exc.message}")
     return BackendUnavailable(f"{where} failed: {type(exc).__name__}: {exc}")
 
 
@@ -206,7 +210,7 @@ class LLMPool:
     ) -> CallResult:
         """One chat completion; raises a RouterError subclass on failure."""
         endpoint = self.endpoint(model_name, node_id)
-        params = self._checked(model_name, parameters)
+        params = self.checked(model_name, parameters)
         async with self._tracked(endpoint) as call:
             message = await endpoint.llm.ainvoke(_messages(prompt, system), **params)
         assert isinstance(message, AIMessage)
@@ -223,13 +227,13 @@ class LLMPool:
     ) -> AsyncIterator[str]:
         """The answer's text as the server streams it; RouterError subclasses on failure."""
         endpoint = self.endpoint(model_name, node_id)
-        params = self._checked(model_name, parameters)
+        params = self.checked(model_name, parameters)
         async with self._tracked(endpoint):
             async for chunk in endpoint.llm.astream(_messages(prompt, system), **params):
                 if isinstance(chunk.content, str) and chunk.content:
                     yield chunk.content
 
-    def _checked(self, model: str, parameters: dict[str, Any] | None) -> dict[str, Any]:
+    def checked(self, model: str, parameters: dict[str, Any] | None) -> dict[str, Any]:
         """Known parameters only, and `max_tokens` within the model's limit."""
         params = check_parameters(parameters)
         limit = self._max_tokens[model]

@@ -12,7 +12,7 @@ from cluster.completion import CallResult, Completion
 from cluster.merger import candidate
 from graph.context import RouterContext
 from graph.records import BranchResult, JobResult, JobStatus
-from graph.state import RouterState, planned_mode
+from graph.state import RouterState, planned_mode, reservations
 from policies.errors import ErrorInfo, error_from_info
 from policies.merge import MergeReport, expectation_for
 from policies.modes import default_merge_strategy
@@ -41,6 +41,10 @@ async def merge(state: RouterState, runtime: Runtime[RouterContext]) -> dict[str
     step.sort(key=lambda r: (r.first_item if r.first_item is not None else 0, r.branch))
     ok = [r for r in step if r.call is not None]
     failed = [r for r in step if r.call is None]
+    # A request the router should have refused fails whole, not as a partial answer.
+    invalid = [r.error for r in failed if r.error is not None and r.error.http_status == 422]
+    if invalid:
+        raise error_from_info(invalid[0])
     if not ok:
         raise error_from_info(
             failed[0].error or ErrorInfo("router_error", "every call failed", 500)
@@ -57,7 +61,7 @@ async def merge(state: RouterState, runtime: Runtime[RouterContext]) -> dict[str
     merged = await runtime.context.merger.amerge(
         candidates,
         strategy,
-        job_id=state["job_id"],
+        job_id=reservations(state),
         priority=state["routing"].priority,
         question=state["prompt"],
         expect=expectation_for(state["prompt"]),

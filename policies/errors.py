@@ -100,6 +100,13 @@ class StoreUnavailable(RouterError):
     http_status = 503
 
 
+class JobInProgress(RouterError):
+    """A job of that id is already running for this tenant."""
+
+    code = "job_in_progress"
+    http_status = 409
+
+
 class NoCapableNode(RouterError):
     """No configured node serves the model at all, or every one is offline."""
 

@@ -79,6 +79,8 @@ class RoutingDecision:
     """The chain step this decision is for."""
     usage: Usage = field(default_factory=Usage)
     """Tokens the decision itself cost (the judge's call)."""
+    judged: bool = False
+    """The LLM judge was asked."""
 
     def for_operation(self, operation: str, step: int) -> RoutingDecision:
         """This decision as a chain step's, routed by its operation."""
@@ -178,7 +180,9 @@ class LLMRouter:
             job_id=job_id,
             priority=tentative if priority is None else priority,
         )
-        return dataclasses.replace(self._decision(judged, model, priority, None), usage=usage)
+        return dataclasses.replace(
+            self._decision(judged, model, priority, None), usage=usage, judged=True
+        )
 
     def _classify(
         self,

@@ -16,8 +16,10 @@ from cluster.health import HealthBoard
 from cluster.postgres import UNREACHABLE
 from cluster.registry import NodeRegistry
 from graph.context import RouterContext
+from graph.records import reservation_key
 from graph.state import RouterOutput, restored
 from policies.errors import ErrorInfo, RouterError, StoreUnavailable, UnknownNode
+from policies.usage import Usage
 from service.audit import AuditRecord, AuditStore
 from service.auth import Authenticator, AuthError, Principal
 from service.jobs import JobRecord, MemoryJobStore
@@ -26,9 +28,10 @@ from service.responses import error_json, response_json
 
 log = logging.getLogger(__name__)
 OUTPUT_KEYS = frozenset(RouterOutput.__annotations__)
-#: Prefix of a durable chain's thread: checkpoints written before the graph's state became
-#: typed records hold dicts this graph cannot read, so their job ids start afresh.
-CHECKPOINT_FORMAT = "v2"
+#: Prefix of a durable chain's thread, `v3:{tenant}/{job_id}`. v1 checkpoints hold dicts
+#: this graph cannot read and v2 threads were keyed by job id alone (job ids are unique only
+#: within a tenant), so chains from before start afresh.
+CHECKPOINT_FORMAT = "v3"
 
 
 class JobNotFound(UnknownNode):
@@ -74,47 +77,78 @@ class ServiceContext:
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     async def run(
-        self, graph_input: dict[str, Any], config: RunnableConfig | None = None
+        self,
+        graph_input: dict[str, Any],
+        config: RunnableConfig | None = None,
+        *,
+        on_usage: Callable[[Usage], None] | None = None,
     ) -> RouterOutput:
         """Run one request through the graph; capacity it still holds is released after.
+        `on_usage` hears the tokens of each step as it finishes, so a run that fails midway
+        still accounts for what it spent.
 
         Chains run on the checkpointed graph under their job_id: resubmitted after a restart,
-        one resumes from its last finished step, and a finished one returns its result.
+        one resumes from its last finished step, and a finished one returns its result (with
+        no tokens spent by this request).
         """
-        job_id = graph_input["job_id"]
+        reservations = reservation_key(graph_input["tenant"], graph_input["job_id"])
         chained = bool(graph_input.get("requires_chaining") or graph_input.get("operations"))
         try:
             if chained and self.durable_graph is not None:
                 try:
-                    return await self._run_durable(graph_input, config)
+                    return await self._run_durable(graph_input, config, on_usage)
                 except UNREACHABLE as exc:
                     raise StoreUnavailable(
                         f"the chain checkpoint store is unreachable: {exc}",
                         retry_after_s=5,
                     ) from exc
-            out: RouterOutput = await self.graph.ainvoke(graph_input, config, context=self.context)
-            return out
+            return await self._stream(self.graph, graph_input, config, on_usage)
         finally:
-            self.context.scheduler.release_job(job_id)
+            self.context.scheduler.release_job(reservations)
+
+    async def _stream(
+        self,
+        graph: Any,
+        graph_input: dict[str, Any] | None,
+        config: RunnableConfig | None,
+        on_usage: Callable[[Usage], None] | None,
+    ) -> RouterOutput:
+        """`graph.ainvoke`, told each step's tokens as they are spent."""
+        if on_usage is None:
+            out: RouterOutput = await graph.ainvoke(graph_input, config, context=self.context)
+            return out
+        final: dict[str, Any] = {}
+        async for mode, chunk in graph.astream(
+            graph_input, config, context=self.context, stream_mode=["updates", "values"]
+        ):
+            if mode == "values":
+                final = chunk
+                continue
+            for update in chunk.values():
+                if isinstance(update, dict) and isinstance(update.get("usage"), Usage):
+                    on_usage(update["usage"])
+        return cast(RouterOutput, final)
 
     async def _run_durable(
-        self, graph_input: dict[str, Any], caller: RunnableConfig | None
+        self,
+        graph_input: dict[str, Any],
+        caller: RunnableConfig | None,
+        on_usage: Callable[[Usage], None] | None,
     ) -> RouterOutput:
-        thread = f"{CHECKPOINT_FORMAT}:{graph_input['job_id']}"
+        thread = (
+            f"{CHECKPOINT_FORMAT}:{reservation_key(graph_input['tenant'], graph_input['job_id'])}"
+        )
         config: RunnableConfig = {**(caller or {}), "configurable": {"thread_id": thread}}
         snapshot = await self.durable_graph.aget_state(config)
         values: dict[str, Any] = dict(snapshot.values or {})
         if not values:
-            out: RouterOutput = await self.durable_graph.ainvoke(
-                graph_input, config, context=self.context
-            )
-            return out
+            return await self._stream(self.durable_graph, graph_input, config, on_usage)
         if values.get("tenant") != graph_input["tenant"]:
             raise JobNotFound(f"no job {graph_input['job_id']}")
         if snapshot.next:
-            out = await self.durable_graph.ainvoke(None, config, context=self.context)
-            return out
+            return await self._stream(self.durable_graph, None, config, on_usage)
         finished = restored({k: v for k, v in values.items() if k in OUTPUT_KEYS})
+        finished["usage"] = Usage()
         return cast(RouterOutput, finished)
 
     async def record(self, entry: AuditRecord) -> None:

@@ -23,6 +23,7 @@ from langserve.serialization import WellKnownLCSerializer
 from langserve.serialization import default as langserve_default
 from pydantic import BaseModel, ValidationError
 
+from graph.records import reservation_key
 from graph.state import RouterOutput
 from policies.errors import RouterError
 from policies.usage import Usage
@@ -31,7 +32,7 @@ from service.pipeline import Pipeline, Ticket
 from service.responses import error_json, jsonable
 from service.schemas import GraphOutput
 
-#: Config metadata key that carries the admitted tickets' job ids, in input order.
+#: Config metadata key that carries the admitted tickets' audit record ids, in input order.
 TICKETS = "router_tickets"
 
 
@@ -94,7 +95,7 @@ class GovernedGraph(Runnable[dict[str, Any], Any]):
         ids = list(((config or {}).get("metadata") or {}).get(TICKETS) or [])
         if len(ids) != count:
             raise RuntimeError("a /graph run without its admission tickets")
-        return [self._pipeline.claim(job_id) for job_id in ids]
+        return [self._pipeline.claim(record_id) for record_id in ids]
 
     @staticmethod
     def _input(graph_input: dict[str, Any], ticket: Ticket) -> dict[str, Any]:
@@ -111,7 +112,9 @@ class GovernedGraph(Runnable[dict[str, Any], Any]):
         self, graph_input: dict[str, Any], ticket: Ticket, config: RunnableConfig | None
     ) -> RouterOutput:
         async with self._pipeline.outcome(ticket) as run:
-            run.out = await self._service.run(self._input(graph_input, ticket), config)
+            run.out = await self._service.run(
+                self._input(graph_input, ticket), config, on_usage=run.spent
+            )
             return run.out
 
     async def ainvoke(
@@ -163,7 +166,9 @@ class GovernedGraph(Runnable[dict[str, Any], Any]):
                 run.failure = exc
                 yield {"error": error_json(exc.info())}
             finally:
-                service.context.scheduler.release_job(ticket.job_id)
+                service.context.scheduler.release_job(
+                    reservation_key(ticket.principal.tenant, ticket.job_id)
+                )
 
 
 def mount_graph(app: FastAPI, service: ServiceContext, pipeline: Pipeline) -> None:
@@ -185,17 +190,23 @@ def mount_graph(app: FastAPI, service: ServiceContext, pipeline: Pipeline) -> No
             principal = request.state.principal
             body = await request.json()
             endpoint = request.url.path.rstrip("/").rsplit("/", 1)[-1]
-            raw = body.get("inputs") if endpoint == "batch" else [body.get("input")]
-            inputs = validated(list(raw or []), body)
+            raw = (
+                (body.get("inputs") if endpoint == "batch" else [body.get("input")])
+                if isinstance(body, dict)
+                else None
+            )
+            if not isinstance(raw, list):
+                error = {"loc": ("body", "inputs"), "msg": "must be a list", "type": "list_type"}
+                raise RequestValidationError([error], body=body)
+            inputs = validated(raw, body)
             tickets = await pipeline.admit(principal, inputs, f"graph/{endpoint}")
-            pipeline.hold(tickets)
             request.state.router_tickets = tickets
         metadata = dict(config.get("metadata") or {})
         principal = tickets[0].principal if tickets else request.state.principal
         metadata.update(
             router_user=principal.user,
             router_tenant=principal.tenant,
-            **{TICKETS: [t.job_id for t in tickets]},
+            **{TICKETS: [t.record_id for t in tickets]},
         )
         return {**config, "metadata": metadata}
 

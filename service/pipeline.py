@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -21,7 +22,13 @@ from pydantic import ValidationError
 
 from graph.records import new_job_id
 from graph.state import RouterOutput
-from policies.errors import InvalidRequest, LimitsUnavailable, RateLimited, RouterError
+from policies.errors import (
+    InvalidRequest,
+    JobInProgress,
+    LimitsUnavailable,
+    RateLimited,
+    RouterError,
+)
 from policies.usage import Usage
 from service.audit import AuditRecord
 from service.auth import Principal
@@ -40,6 +47,8 @@ GRAPH_ROUTES = ("invoke", "batch", "stream", "stream_log", "stream_events")
 #: An admitted request whose run never started (its client left before a stream began) is
 #: closed as abandoned after this long.
 UNCLAIMED_S = 60.0
+#: `Run.model` of a request that called no model (a classification the judge was not asked).
+NO_MODEL = ""
 
 
 @dataclass(frozen=True)
@@ -51,6 +60,9 @@ class Ticket:
     prompt: str
     entry_point: str
     record_id: str
+    """The audit record's id: the ticket's identity, whatever job id the caller chose."""
+    accepted_at: float
+    """When the "accepted" record was written; the outcome keeps it."""
     started: float
     """perf_counter at admission: the audit's latency runs from here."""
     decision: Decision
@@ -73,9 +85,38 @@ class Run:
     usage: Usage = field(default_factory=Usage)
     """Tokens spent so far, for a run that ends before its output is whole."""
     model: str | None = None
-    """The model to record when it is not the routed one (the judge's)."""
+    """The model to record when it is not the routed one (the judge's); `NO_MODEL` when
+    the request called none."""
     failure: RouterError | None = None
     """Why a run that reported its failure to its client (a stream) failed."""
+
+    def spent(self, usage: Usage) -> None:
+        """Count tokens a step of the run used."""
+        self.usage = self.usage + usage
+
+
+@dataclass
+class _Open:
+    """An admitted request not yet closed."""
+
+    ticket: Ticket
+    since: float
+    """monotonic time of admission."""
+    claimed: bool = False
+    """A run has started under it."""
+
+
+@dataclass
+class Admission:
+    """What the pipeline did for one HTTP request, for `settle` once its response is out."""
+
+    tickets: list[Ticket] = field(default_factory=list)
+    audited: bool = False
+    """The request already has its audit record(s): admitted or refused."""
+
+
+#: The HTTP request being answered: admission and refusals note themselves on it.
+_admission: ContextVar[Admission | None] = ContextVar("router_admission", default=None)
 
 
 def validation_message(exc: ValidationError) -> str:
@@ -86,11 +127,17 @@ def validation_message(exc: ValidationError) -> str:
 
 
 class Pipeline:
-    """Validation, admission, token spending and the audit record, for every entry point."""
+    """Validation, admission, token spending and the audit record, for every entry point.
+
+    Every admitted request is open until it is closed, exactly once: by its run's end, by the
+    sweep when no run ever claims it, by `settle` when its HTTP request failed before the run,
+    or at shutdown.
+    """
 
     def __init__(self, service: ServiceContext) -> None:
         self._service = service
-        self._unclaimed: dict[str, tuple[Ticket, float]] = {}
+        self._open: dict[str, _Open] = {}
+        self._closing: set[asyncio.Task[None]] = set()
 
     # -- validate --------------------------------------------------------------------
     def validate(self, graph_input: Mapping[str, Any]) -> None:
@@ -103,11 +150,13 @@ class Pipeline:
         except ValidationError as exc:
             raise InvalidRequest(validation_message(exc)) from None
         check_request(self._service.options, request.prompt, request.items)
-        router = self._service.context.router
+        context = self._service.context
+        parameters = request.parameters.model_dump(exclude_none=True)
         for model in [*([request.model] if request.model else []), *request.models]:
-            router.require_model(model)
+            context.router.require_model(model)
+            context.pool.checked(model, parameters)
         for operation in request.operations:
-            router.task_type_of(operation)
+            context.router.task_type_of(operation)
 
     def judged(self) -> bool:
         """Whether the routing policy asks an LLM judge (then classifying is an LLM request)."""
@@ -124,13 +173,17 @@ class Pipeline:
         drafts = [
             (str(g.get("job_id") or new_job_id()), str(g.get("prompt", ""))) for g in graph_inputs
         ]
+        admission = _admission.get()
+        if admission is not None:
+            admission.audited = True
         try:
             for graph_input in graph_inputs:
                 self.validate(graph_input)
+            self._check_unique(principal.tenant, [job_id for job_id, _ in drafts])
             decision = await service.limiter.admit(
                 principal.user, principal.tenant, requests=len(graph_inputs)
             )
-        except (InvalidRequest, LimitsUnavailable) as exc:
+        except (InvalidRequest, JobInProgress, LimitsUnavailable) as exc:
             await self.refuse(principal, drafts, entry_point, exc.http_status, exc.code, started)
             raise
         if not decision.allowed:
@@ -143,9 +196,16 @@ class Pipeline:
                 principal, drafts, entry_point, refusal.http_status, refusal.code, started
             )
             raise refusal
-        tickets = []
-        for job_id, prompt in drafts:
-            accepted = audit_entry(
+        try:
+            # Checked again now that admission has awaited: another request may have taken
+            # one of these job ids meanwhile; from here on they are taken.
+            self._check_unique(principal.tenant, [job_id for job_id, _ in drafts])
+        except JobInProgress as exc:
+            await service.limiter.refund(principal.user, principal.tenant, decision, len(drafts))
+            await self.refuse(principal, drafts, entry_point, exc.http_status, exc.code, started)
+            raise
+        records = [
+            audit_entry(
                 principal,
                 prompt,
                 job_id,
@@ -155,11 +215,41 @@ class Pipeline:
                 keep_text=service.options.audit_prompt_text,
                 entry_point=entry_point,
             )
-            await service.record(accepted)
-            tickets.append(
-                Ticket(principal, job_id, prompt, entry_point, accepted.id, started, decision)
+            for job_id, prompt in drafts
+        ]
+        now = time.monotonic()
+        tickets = []
+        for (job_id, prompt), record in zip(drafts, records, strict=True):
+            ticket = Ticket(
+                principal, job_id, prompt, entry_point, record.id, record.at, started, decision
             )
+            self._open[record.id] = _Open(ticket, now)
+            tickets.append(ticket)
+        try:
+            for record in records:
+                await service.record(record)
+        except BaseException:
+            for ticket in tickets:
+                self._open.pop(ticket.record_id, None)
+            raise
+        if admission is not None:
+            admission.tickets.extend(tickets)
         return tickets
+
+    def _check_unique(self, tenant: str, job_ids: Sequence[str]) -> None:
+        """InvalidRequest for a job id given twice; JobInProgress for one the tenant is
+        running now (two runs of one job would share its reservations and checkpoint)."""
+        seen: set[str] = set()
+        for job_id in job_ids:
+            if job_id in seen:
+                raise InvalidRequest(f"job_id: {job_id} appears twice in one request")
+            seen.add(job_id)
+        running = {
+            o.ticket.job_id for o in self._open.values() if o.ticket.principal.tenant == tenant
+        }
+        for job_id in job_ids:
+            if job_id in running:
+                raise JobInProgress(f"job {job_id} is already running; wait for it to finish")
 
     async def refuse(
         self,
@@ -172,6 +262,9 @@ class Pipeline:
     ) -> None:
         """Audit each (job id, prompt) as a request refused before it ran."""
         service = self._service
+        admission = _admission.get()
+        if admission is not None:
+            admission.audited = True
         for job_id, prompt in drafts:
             await service.record(
                 audit_entry(
@@ -188,12 +281,15 @@ class Pipeline:
             )
 
     async def refuse_malformed(self, request: Request, body: Any) -> None:
-        """Audit an authenticated request to an LLM entry point whose body did not parse."""
+        """Audit an authenticated request to an LLM entry point whose body did not parse.
+        A request whose inputs were admitted before the rest of it failed to parse is closed
+        by `settle` instead."""
+        admission = _admission.get()
+        if admission is not None and admission.tickets:
+            return
         principal = getattr(request.state, "principal", None)
         entry_point = entry_point_of(request.url.path)
-        if principal is None or entry_point is None:
-            return
-        if entry_point == "test-classification" and not self.judged():
+        if principal is None or entry_point is None or not self._is_llm_request(entry_point):
             return
         inputs = body.get("inputs") if isinstance(body, dict) else None
         if not isinstance(inputs, list):
@@ -201,29 +297,45 @@ class Pipeline:
         drafts = [(new_job_id(), _prompt_of(item)) for item in inputs or [None]]
         await self.refuse(principal, drafts, entry_point, 422, "validation_error")
 
+    def _is_llm_request(self, entry_point: str) -> bool:
+        # Without a judge, test-classification runs no model: it is not an LLM request.
+        return entry_point != "test-classification" or self.judged()
+
     # -- run and close -----------------------------------------------------------------
+    def claim(self, record_id: str) -> Ticket:
+        """The open ticket `record_id`, for the run that starts under it now; RuntimeError for
+        a ticket that was never admitted, is closed, or already has its run."""
+        held = self._open.get(record_id)
+        if held is None or held.claimed:
+            raise RuntimeError(f"request {record_id} has no open ticket for a run to claim")
+        held.claimed = True
+        return held.ticket
+
     @asynccontextmanager
     async def outcome(self, ticket: Ticket) -> AsyncIterator[Run]:
         """Around an admitted request's run: afterwards its tokens are spent and its outcome
         audited, whether it completed, failed, was cancelled or its client left."""
+        held = self._open.get(ticket.record_id)
+        if held is not None:
+            held.claimed = True
         run = Run(ticket)
         try:
             yield run
         except RouterError as exc:
-            await self._close(run, "failed", exc.http_status, exc.code)
+            await self._settle(run, "failed", exc.http_status, exc.code)
             raise
         except (asyncio.CancelledError, GeneratorExit):
-            await self._close(run, "abandoned", 499, "client_gone")
+            await self._settle(run, "abandoned", 499, "client_gone")
             raise
         except Exception:
-            await self._close(run, "failed", 500, "internal_error")
+            await self._settle(run, "failed", 500, "internal_error")
             raise
         if run.abandoned:
-            await self._close(run, "abandoned", 499, "client_gone")
+            await self._settle(run, "abandoned", 499, "client_gone")
         elif run.failure is not None:
-            await self._close(run, "failed", run.failure.http_status, run.failure.code)
+            await self._settle(run, "failed", run.failure.http_status, run.failure.code)
         else:
-            await self._close(run, "completed", 200, None)
+            await self._settle(run, "completed", 200, None)
 
     @asynccontextmanager
     async def governed(
@@ -234,8 +346,18 @@ class Pipeline:
         async with self.outcome(ticket) as run:
             yield run
 
+    async def _settle(self, run: Run, status: str, http_status: int, code: str | None) -> None:
+        """Close `run`'s ticket in a task of its own: a cancelled caller (its client gone)
+        must not cut the outcome record short."""
+        task = asyncio.ensure_future(self._close(run, status, http_status, code))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+        await asyncio.shield(task)
+
     async def _close(self, run: Run, status: str, http_status: int, code: str | None) -> None:
         ticket, service = run.ticket, self._service
+        if self._open.pop(ticket.record_id, None) is None:
+            return
         out = run.out
         usage = out.get("usage") if out is not None else None
         spent = usage if usage is not None else run.usage
@@ -244,8 +366,9 @@ class Pipeline:
                 ticket.principal.user, ticket.principal.tenant, spent.total_tokens
             )
         except LimitsUnavailable as exc:
-            # The answer is given; its tokens go uncounted, and the log says so.
+            # The answer is given; its tokens go uncounted, and its audit record says so.
             log.warning("job %s: %s tokens not counted: %s", ticket.job_id, spent, exc.message)
+            code = code or "tokens_uncounted"
         record = audit_entry(
             ticket.principal,
             ticket.prompt,
@@ -259,31 +382,83 @@ class Pipeline:
             entry_id=ticket.record_id,
             entry_point=ticket.entry_point,
         )
+        record.at = ticket.accepted_at
         _fill(record, spent, run.model)
         await service.record(record)
 
-    # -- tickets handed from admission to a run that starts later (LangServe) ------------
-    def hold(self, tickets: Sequence[Ticket]) -> None:
-        """Keep tickets for the runs that will claim them."""
-        now = time.monotonic()
-        for ticket in tickets:
-            self._unclaimed[ticket.job_id] = (ticket, now)
-
-    def claim(self, job_id: str) -> Ticket:
-        """The held ticket of `job_id`; RuntimeError for a run that was never admitted."""
-        held = self._unclaimed.pop(job_id, None)
-        if held is None:
-            raise RuntimeError(f"job {job_id} was not admitted through the request pipeline")
-        return held[0]
+    async def settle(
+        self, admission: Admission, principal: Principal | None, path: str, http_status: int
+    ) -> None:
+        """After an HTTP request's response: close its tickets that no run claimed (refused,
+        their requests given back, when the response is an error), and audit an LLM request
+        refused before admission that nothing audited yet."""
+        unclaimed = [
+            o.ticket
+            for t in admission.tickets
+            if (o := self._open.get(t.record_id)) is not None and not o.claimed
+        ]
+        if unclaimed:
+            failed = http_status >= 400
+            ticket = unclaimed[0]
+            if failed:
+                await self._service.limiter.refund(
+                    ticket.principal.user, ticket.principal.tenant, ticket.decision, len(unclaimed)
+                )
+            for t in unclaimed:
+                if failed:
+                    await self._settle(Run(t), "refused", http_status, _http_code(http_status))
+                else:
+                    await self._settle(Run(t), "abandoned", 499, "client_gone")
+            return
+        entry_point = entry_point_of(path)
+        if (
+            admission.audited
+            or admission.tickets
+            or principal is None
+            or entry_point is None
+            or http_status < 400
+            or not self._is_llm_request(entry_point)
+        ):
+            return
+        await self.refuse(
+            principal, [(new_job_id(), "")], entry_point, http_status, _http_code(http_status)
+        )
 
     async def close_unclaimed(self, older_than_s: float = UNCLAIMED_S) -> int:
         """Audit as abandoned the tickets no run claimed in time; how many there were."""
         cutoff = time.monotonic() - older_than_s
-        stale = [t for t, held_at in self._unclaimed.values() if held_at < cutoff]
+        stale = [o.ticket for o in self._open.values() if not o.claimed and o.since < cutoff]
         for ticket in stale:
-            del self._unclaimed[ticket.job_id]
-            await self._close(Run(ticket), "abandoned", 499, "client_gone")
+            await self._settle(Run(ticket), "abandoned", 499, "client_gone")
         return len(stale)
+
+    async def shutdown(self) -> None:
+        """At shutdown: finish the outcome records being written, then close every ticket
+        still open as abandoned by the router."""
+        await asyncio.gather(*self._closing, return_exceptions=True)
+        for held in list(self._open.values()):
+            await self._close(Run(held.ticket), "abandoned", 503, "router_stopped")
+
+    def open_tickets(self) -> int:
+        """Admitted requests not yet closed."""
+        return len(self._open)
+
+
+@asynccontextmanager
+async def admission_scope() -> AsyncIterator[Admission]:
+    """Note what the pipeline does for the HTTP request being answered in this block."""
+    admission = Admission()
+    token = _admission.set(admission)
+    try:
+        yield admission
+    finally:
+        _admission.reset(token)
+
+
+def _http_code(status: int) -> str:
+    return {400: "bad_request", 404: "not_found", 422: "validation_error"}.get(
+        status, "http_error" if status < 500 else "internal_error"
+    )
 
 
 #: The `/api/llm` paths that take LLM requests, and the entry point each is audited as.
@@ -320,4 +495,4 @@ def _fill(record: AuditRecord, spent: Usage, model: str | None) -> None:
     record.prompt_tokens = spent.prompt_tokens
     record.completion_tokens = spent.completion_tokens
     if model is not None:
-        record.model = model
+        record.model = model or None

@@ -70,6 +70,8 @@ class Decision:
     reset_s: float
     scope: str
     """Which counter decided, e.g. `user:bob:requests`."""
+    window: int = 0
+    """Start of the minute the requests were counted in (for a refund)."""
 
 
 class Counters(Protocol):
@@ -197,13 +199,17 @@ class RateLimiter:
         self._clock = clock
 
     def _window(self) -> tuple[int, float]:
+        """The current window's start, and seconds until it ends."""
         now = self._clock()
         start = int(now // WINDOW_S) * WINDOW_S
         return start, start + WINDOW_S - now
 
-    def _keys(self, user: str, tenant: str, kind: str) -> tuple[list[tuple[str, int]], list[str]]:
+    def _keys(
+        self, user: str, tenant: str, kind: str, start: int | None = None
+    ) -> tuple[list[tuple[str, int]], list[str]]:
         quotas = self.policy.for_tenant(tenant)
-        start, _ = self._window()
+        if start is None:
+            start, _ = self._window()
         field = "requests_per_minute" if kind == "requests" else "tokens_per_minute"
         scopes = [f"user:{tenant}/{user}:{kind}", f"tenant:{tenant}:{kind}"]
         limits = [getattr(quotas.user, field), getattr(quotas.tenant, field)]
@@ -216,19 +222,27 @@ class RateLimiter:
         Token quotas must also have room left; tokens are counted after the answer (`spend`).
         LimitsUnavailable when shared counters cannot be reached.
         """
-        _, reset = self._window()
+        start, reset = self._window()
         if not self.policy.enabled:
             return Decision(True, 0, 0, reset, "")
         token_keys, token_scopes = self._keys(user, tenant, "tokens")
         ok, index, _ = await self._counters.consume(token_keys, 0, WINDOW_S + 5)
         if not ok:
             return Decision(False, token_keys[index][1], 0, reset, token_scopes[index])
-        keys, scopes = self._keys(user, tenant, "requests")
+        keys, scopes = self._keys(user, tenant, "requests", start)
         ok, index, remaining = await self._counters.consume(keys, requests, WINDOW_S + 5)
         if not ok:
             return Decision(False, keys[index][1], 0, reset, scopes[index])
         tightest = min(limit for _, limit in keys)
-        return Decision(True, tightest, max(remaining, 0), reset, "")
+        return Decision(True, tightest, max(remaining, 0), reset, "", start)
+
+    async def refund(self, user: str, tenant: str, decision: Decision, requests: int) -> None:
+        """Give back `requests` admitted under `decision` that never ran (the router refused
+        them after admission); nothing once their minute is over."""
+        if not self.policy.enabled or not decision.allowed or decision.window != self._window()[0]:
+            return
+        keys, _ = self._keys(user, tenant, "requests", decision.window)
+        await self._counters.add([k for k, _ in keys], -requests, WINDOW_S + 5)
 
     async def close(self) -> None:
         """Close the counters' connections."""

@@ -9,22 +9,23 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response
 
-from graph.records import new_job_id
+from graph.records import new_job_id, reservation_key
 from graph.state import RouterOutput
 from routing.router import RoutingDecision
 from service.audit import AuditQuery
 from service.auth import GLOBAL_ADMIN
 from service.context import Admin, Operator, Service, User
 from service.jobs import JobRecord
-from service.pipeline import Pipe
+from service.pipeline import NO_MODEL, Pipe
 from service.responses import (
     endpoint_json,
     node_json,
-    queue_entry_json,
     response_json,
     routing_json,
+    tenant_queue_json,
 )
 from service.schemas import ClassificationRequest, NodeStatusUpdate, ProcessRequest
+from service.validation import check_request
 
 router = APIRouter(prefix="/api/llm", tags=["llm"])
 
@@ -60,10 +61,12 @@ async def process(
     )
     if body.run_async:
         [ticket] = await pipeline.admit(principal, [graph_input], "process")
+        # Claimed now: the job may not have started by the time the 202 is out.
+        pipeline.claim(ticket.record_id)
 
         async def work() -> RouterOutput:
             async with pipeline.outcome(ticket) as run:
-                run.out = await service.run(graph_input)
+                run.out = await service.run(graph_input, on_usage=run.spent)
                 return run.out
 
         service.submit(JobRecord(ticket.job_id, principal.tenant, principal.user), work)
@@ -77,7 +80,7 @@ async def process(
             headers=ticket.headers,
         )
     async with pipeline.governed(principal, graph_input, "process") as run:
-        out = await _unless_client_leaves(request, service.run(graph_input))
+        out = await _unless_client_leaves(request, service.run(graph_input, on_usage=run.spent))
         if isinstance(out, Response):
             run.abandoned = True
             return out
@@ -87,7 +90,7 @@ async def process(
 
 @router.get("/queue")
 async def queue(principal: User, service: Service) -> dict[str, Any]:
-    """Jobs waiting for capacity, in dispatch order, with their waits."""
+    """How deep the queue is, and the caller's tenant's jobs in it, in dispatch order."""
     scheduler = service.context.scheduler
     jobs = scheduler.queue_snapshot()
     return {
@@ -95,7 +98,7 @@ async def queue(principal: User, service: Service) -> dict[str, Any]:
         "max_length": scheduler.max_queue,
         "aging_s": scheduler.aging_s,
         "longest_wait_s": max((j.waiting_s for j in jobs), default=0.0),
-        "jobs": [queue_entry_json(j) for j in jobs],
+        "jobs": tenant_queue_json(jobs, principal.tenant),
     }
 
 
@@ -125,7 +128,7 @@ async def list_nodes(principal: User, service: Service) -> dict[str, Any]:
         "available_count": registry.available_count(),
         "queue": {
             "depth": scheduler.queue_depth,
-            "jobs": [queue_entry_json(j) for j in scheduler.queue_snapshot()],
+            "jobs": tenant_queue_json(scheduler.queue_snapshot(), principal.tenant),
         },
     }
 
@@ -185,20 +188,31 @@ async def test_classification(
 
     async def decide(job_id: str) -> RoutingDecision:
         return await router.adecide(
-            body.prompt, body.task_hints, task_type=body.task_type, model=body.model, job_id=job_id
+            body.prompt,
+            body.task_hints,
+            task_type=body.task_type,
+            model=body.model,
+            job_id=reservation_key(principal.tenant, job_id),
         )
 
     if not pipeline.judged():
+        check_request(service.options, body.prompt, [])
         decision = await decide(new_job_id())
     else:
-        graph_input = {"prompt": body.prompt, "user": principal.user, "tenant": principal.tenant}
+        graph_input = {
+            **body.model_dump(exclude_none=True, mode="json"),
+            "user": principal.user,
+            "tenant": principal.tenant,
+        }
         async with pipeline.governed(principal, graph_input, "test-classification") as run:
             try:
                 decision = await decide(run.ticket.job_id)
             finally:
-                service.context.scheduler.release_job(run.ticket.job_id)
+                service.context.scheduler.release_job(
+                    reservation_key(principal.tenant, run.ticket.job_id)
+                )
             run.out = {"routing": decision, "usage": decision.usage}
-            run.model = router.policy.judge.model
+            run.model = router.policy.judge.model if decision.judged else NO_MODEL
     return {"prompt_chars": len(body.prompt), "routing": routing_json(decision)}
 
 
@@ -212,6 +226,7 @@ async def audit_log(
     status: str | None = None,
     model: str | None = None,
     error_code: str | None = None,
+    entry_point: str | None = None,
     since: float | None = None,
     until: float | None = None,
     limit: int = Query(default=100, ge=1, le=1000),
@@ -232,6 +247,7 @@ async def audit_log(
             "status": status,
             "model": model,
             "error_code": error_code,
+            "entry_point": entry_point,
         }.items()
         if v is not None
     }

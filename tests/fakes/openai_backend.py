@@ -41,6 +41,7 @@ class Behaviour:
     finish_reason: str = "stop"
     per_model_logprob: dict[str, float] = field(default_factory=dict)
     per_model_delay_s: dict[str, float] = field(default_factory=dict)
+    per_model_fail_status: dict[str, int] = field(default_factory=dict)
     healthy: bool = True
     served: list[str] | None = None
     """Names `/v1/models` lists; every name is accepted when None."""
@@ -95,10 +96,11 @@ class FakeOpenAIBackend:
                     await asyncio.sleep(delay)
             finally:
                 self.in_flight -= 1
-            if b.fail_status is not None:
+            fail_status = b.per_model_fail_status.get(path_model or served, b.fail_status)
+            if fail_status is not None:
                 return JSONResponse(
                     {"error": {"message": "fake failure", "type": "server_error"}},
-                    status_code=b.fail_status,
+                    status_code=fail_status,
                 )
             text = b.reply(path_model or served, body["messages"])
             choice: dict[str, Any] = {

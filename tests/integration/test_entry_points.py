@@ -187,6 +187,7 @@ def test_one_quota_across_every_entry_point(router: Router, entry: EntryPoint) -
     """Spend the user's quota on every other entry point, then this one is refused too."""
     user = f"q-{uuid.uuid4().hex[:8]}"
     spent = 0
+    fresh_minute()
     with router.client(user, router.limited_tenant) as c:
         for other in ENTRY_POINTS:
             if other is entry or spent + other.requests > LIMITED_RPM:
@@ -205,3 +206,68 @@ def test_one_quota_across_every_entry_point(router: Router, entry: EntryPoint) -
     mine = [r for r in records if r["status"] == "refused"]
     assert len(mine) == entry.requests
     assert {(r["entry_point"], r["error_code"]) for r in mine} == {(entry.name, "rate_limited")}
+
+
+def fresh_minute(needed_s: float = 20.0) -> None:
+    """Wait, if need be, for a rate-limit window with `needed_s` left: a count that straddles
+    two windows would start again from zero halfway."""
+    left = 60 - time.time() % 60
+    if left < needed_s:
+        time.sleep(left + 0.05)
+
+
+def test_a_bad_config_hash_is_refused_and_audited(router: Router) -> None:
+    user = f"h-{uuid.uuid4().hex[:8]}"
+    with router.client(user) as c:
+        r = c.post("/graph/c/not-a-hash/invoke", json={"input": ASK})
+    assert r.status_code == 400, r.text
+    [record] = router.audit(user)
+    assert (record["status"], record["http_status"], record["entry_point"]) == (
+        "refused",
+        400,
+        "graph/invoke",
+    )
+
+
+def test_a_request_refused_after_admission_is_closed_once_and_given_back(router: Router) -> None:
+    """stream_log's own parameters are checked after the inputs were admitted: the request is
+    refused, its one audit record says so, and its place in the quota is given back."""
+    user = f"g-{uuid.uuid4().hex[:8]}"
+    fresh_minute()
+    with router.client(user, router.limited_tenant) as c:
+        bad = c.post("/graph/stream_log", json={"input": ASK, "include_names": 5})
+        assert bad.status_code == 422, bad.text
+        [record] = router.audit(user, router.limited_tenant)
+        assert (record["status"], record["http_status"], record["entry_point"]) == (
+            "refused",
+            422,
+            "graph/stream_log",
+        )
+        answers = [c.post("/api/llm/process", json=ASK).status_code for _ in range(LIMITED_RPM)]
+    assert answers == [200] * LIMITED_RPM
+
+
+def test_job_ids_are_the_tenants_own_and_one_job_runs_once_at_a_time(
+    router: Router, fake_cluster: FakeCluster
+) -> None:
+    job = {**ASK, "job_id": f"job-{uuid.uuid4().hex[:8]}", "async": True}
+    user = f"j-{uuid.uuid4().hex[:8]}"
+    with router.client(user) as c:
+        twice = c.post("/graph/batch", json={"inputs": [job, job]})
+        assert twice.status_code == 422 and "appears twice" in twice.text
+        for node in (fake_cluster.node1, fake_cluster.node2):
+            node.behaviour.delay_s = 1.0
+        assert c.post("/api/llm/process", json=job).status_code == 202
+        busy = c.post("/api/llm/process", json=job)
+        assert busy.status_code == 409 and busy.json()["error"]["code"] == "job_in_progress"
+        with router.client("bob", "other-tenant") as other:
+            assert other.post("/api/llm/process", json=job).status_code == 202
+            _job_done(other, other.post("/api/llm/process", json={**ASK, "async": True}))
+        _job_done(c, c.post("/api/llm/process", json={**ASK, "async": True}))
+        deadline = time.monotonic() + 20
+        while c.get(f"/api/llm/jobs/{job['job_id']}").json()["status"] != "completed":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert c.post("/api/llm/process", json={**job, "async": False}).status_code == 200
+    statuses = sorted(r["status"] for r in router.audit(user))
+    assert statuses == ["completed"] * 3 + ["refused"] * 3

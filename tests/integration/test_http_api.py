@@ -255,6 +255,20 @@ def test_caller_mistakes_are_clear_4xx_never_500(router_server: RouterServer) ->
         )
         assert r.status_code == 422
         assert r.json()["error"]["message"].startswith("parameters.max_tokens: 9000 is over")
+        # A fan-out is held to each named model's limit before it runs (phi4: 4096).
+        r = c.post(
+            "/api/llm/process",
+            json={
+                "prompt": "hi",
+                "models": ["llama31", "phi4"],
+                "parameters": {"max_tokens": 5000},
+            },
+        )
+        assert r.status_code == 422
+        assert "phi4's limit of 4096" in r.json()["error"]["message"]
+        # One stop string may be any length; a list holds at most 4.
+        r = c.post("/api/llm/process", json={"prompt": "hi", "parameters": {"stop": "END_RULE"}})
+        assert r.status_code == 200, r.text
         r = c.post("/api/llm/process", json={"prompt": "hi", "surprise": 1})
         assert r.status_code == 422
 

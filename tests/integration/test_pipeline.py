@@ -18,6 +18,7 @@ from tests.conftest import FakeCluster
 from tests.integration.conftest import SECRET
 
 ASK = {"prompt": "Summarize this alert", "task_type": "general_reasoning"}
+POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 
 
 def auth(tenant: str, user: str = "ann", roles: tuple[str, ...] = ()) -> dict[str, str]:
@@ -86,8 +87,7 @@ def test_an_admitted_request_whose_run_never_starts_is_closed_as_abandoned(app: 
     with TestClient(app) as c:
 
         async def admit_and_forget() -> int:
-            tickets = await pipeline.admit(principal, [{"prompt": "x"}], "graph/stream")
-            pipeline.hold(tickets)
+            await pipeline.admit(principal, [{"prompt": "x"}], "graph/stream")
             kept = await pipeline.close_unclaimed()  # too young: kept for its run
             return kept + await pipeline.close_unclaimed(older_than_s=0)
 
@@ -100,16 +100,22 @@ def test_an_admitted_request_whose_run_never_starts_is_closed_as_abandoned(app: 
     )
 
 
+@pytest.mark.parametrize("store", ["sqlite", "postgres"])
 def test_a_client_that_leaves_mid_stream_is_audited_abandoned(
-    fake_cluster: FakeCluster, clean_env: pytest.MonkeyPatch, tmp_path: Path
+    fake_cluster: FakeCluster, clean_env: pytest.MonkeyPatch, tmp_path: Path, store: str
 ) -> None:
     import httpx
 
     from tests.fakes.net import ThreadedServer
 
     tenant = f"s-{uuid.uuid4().hex[:8]}"
+    extra: dict[str, Any] = {"database_url": POSTGRES} if store == "postgres" else {}
     settings = fake_cluster.settings(
-        jwt_secret=SECRET, health_interval_s=0, policy_reload_s=0, state_dir=tmp_path / "state"
+        jwt_secret=SECRET,
+        health_interval_s=0,
+        policy_reload_s=0,
+        state_dir=tmp_path / "state",
+        **extra,
     )
     server = ThreadedServer(create_app(settings))
     fake_cluster.node1.behaviour.delay_s = 3.0  # the model call is still running when it leaves
@@ -136,3 +142,41 @@ def test_a_client_that_leaves_mid_stream_is_audited_abandoned(
     [record] = records
     assert (record["status"], record["error_code"]) == ("abandoned", "client_gone")
     assert record["entry_point"] == "graph/stream" and record["model"] == "deepseek"
+
+
+def test_a_run_that_fails_midway_spends_the_tokens_its_finished_steps_used(
+    app: Any, fake_cluster: FakeCluster
+) -> None:
+    tenant = f"c-{uuid.uuid4().hex[:8]}"
+    chain = {
+        "prompt": "Extract the IOCs from this alert, classify them, write a Sigma rule",
+        "requires_chaining": True,
+        "operations": ["extract", "classify", "generate"],
+    }
+    fake_cluster.node2.behaviour.per_model_fail_status = {"granite-guardian": 400}
+    with TestClient(app) as c:
+        r = c.post("/api/llm/process", json=chain, headers=auth(tenant))
+        assert r.status_code == 400, r.text
+        [record] = trail(c, tenant)
+    assert fake_cluster.node2.models_called()[:2] == ["phi4", "granite-guardian"]
+    assert (record["status"], record["error_code"]) == ("failed", "backend_rejected")
+    assert record["prompt_tokens"] > 0 and record["completion_tokens"] > 0
+
+
+def test_shutdown_closes_every_admitted_request_still_open(app: Any) -> None:
+    tenant = f"d-{uuid.uuid4().hex[:8]}"
+    pipeline: Pipeline = app.state.pipeline
+    with TestClient(app) as c:
+
+        async def admit() -> None:
+            await pipeline.admit(Principal("ann", tenant), [{"prompt": "x"}], "graph/invoke")
+
+        c.portal.call(admit)
+    assert pipeline.open_tickets() == 0
+    with TestClient(app) as c:
+        [record] = trail(c, tenant)
+    assert (record["status"], record["http_status"], record["error_code"]) == (
+        "abandoned",
+        503,
+        "router_stopped",
+    )
