@@ -70,6 +70,13 @@ def install_error_handlers(app: FastAPI) -> None:
             status_code=422,
         )
 
+    async def on_undecodable(request: Request, exc: Exception) -> JSONResponse:
+        # LangServe parses bodies itself and lets a body that is not UTF-8 through as this.
+        assert isinstance(exc, UnicodeDecodeError)
+        return await on_validation(
+            request, RequestValidationError(["body: not valid UTF-8 JSON"], body=None)
+        )
+
     async def on_http(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
         code = _HTTP_CODES.get(exc.status_code, "http_error")
@@ -87,4 +94,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RouterError, on_router_error)
     app.add_exception_handler(Exception, on_unexpected)
     app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(UnicodeDecodeError, on_undecodable)
     app.add_exception_handler(StarletteHTTPException, on_http)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, cast
 
@@ -54,7 +55,11 @@ class GraphSerializer(WellKnownLCSerializer):
 
     def dumps(self, obj: Any) -> bytes:
         # Records are dataclasses, which orjson would otherwise encode field by field.
-        return orjson.dumps(obj, default=_default, option=orjson.OPT_PASSTHROUGH_DATACLASS)
+        try:
+            return orjson.dumps(obj, default=_default, option=orjson.OPT_PASSTHROUGH_DATACLASS)
+        except orjson.JSONEncodeError:
+            # orjson stops at 64-bit integers, which a caller's config metadata may exceed.
+            return json.dumps(obj, default=_default).encode()
 
 
 def _absorb(out: dict[str, Any], chunk: Any) -> None:

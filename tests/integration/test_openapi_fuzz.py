@@ -1,8 +1,9 @@
 """Property-based requests over the whole OpenAPI (schemathesis): no operation answers a 5xx.
 
 A router in front of the fake nodes takes at least 1,000 generated requests across every
-operation it publishes, with a tenant admin's token; a 5xx status, or a stream that ends in
-a 500 error event, fails the test. Node status updates go last, with an operator's token (they
+operation it publishes, with a tenant admin's token: valid ones and invalid ones (schemathesis'
+negative mode). A 5xx status, a stream that ends in an error
+event, or a streamed error chunk that says 500 fails the test. Node status updates go last, with an operator's token (they
 may take the nodes away, after which a 503 for capacity would be the right answer).
 """
 
@@ -17,6 +18,8 @@ import pytest
 import schemathesis
 import yaml
 from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis.errors import Unsatisfiable
+from schemathesis import GenerationMode
 from schemathesis.core.transport import Response
 
 from server import create_app
@@ -26,6 +29,7 @@ from tests.fakes.net import ThreadedServer
 from tests.integration.conftest import SECRET
 
 EXAMPLES_PER_OPERATION = 40
+NEGATIVE_EXAMPLES_PER_OPERATION = 10
 AT_LEAST = 1000
 LAST = ("POST", "/api/llm/nodes/status")
 
@@ -58,17 +62,25 @@ def _failure(response: Response) -> str | None:
     streamed = "text/event-stream" in response.headers.get("content-type", [""])[0]
     if streamed and "event: error" in response.text:
         return f"stream error event: {response.text[-500:]}"
+    if streamed and '"http_status":500' in response.text.replace(" ", ""):
+        return f"stream error chunk: {response.text[-500:]}"
     return None
 
 
-def fuzz(operation: Any, headers: dict[str, str], statuses: Counter[int]) -> tuple[int, list[str]]:
+def fuzz(
+    operation: Any,
+    headers: dict[str, str],
+    statuses: Counter[int],
+    mode: GenerationMode = GenerationMode.POSITIVE,
+) -> tuple[int, list[str]]:
     """Generated requests to one operation: how many were sent, and what went wrong."""
-    label = f"{operation.method.upper()} {operation.path}"
+    label = f"{operation.method.upper()} {operation.path} ({mode.value})"
     sent, failures = 0, []
+    negative = mode is GenerationMode.NEGATIVE
 
-    @given(case=operation.as_strategy())
+    @given(case=operation.as_strategy(generation_mode=mode))
     @settings(
-        max_examples=EXAMPLES_PER_OPERATION,
+        max_examples=NEGATIVE_EXAMPLES_PER_OPERATION if negative else EXAMPLES_PER_OPERATION,
         deadline=None,
         phases=[Phase.explicit, Phase.generate],
         suppress_health_check=list(HealthCheck),
@@ -83,7 +95,11 @@ def fuzz(operation: Any, headers: dict[str, str], statuses: Counter[int]) -> tup
         if problem is not None:
             failures.append(f"{label} {case.body!r:.300}: {problem}")
 
-    check()
+    try:
+        check()
+    except Unsatisfiable:
+        # Nothing about this operation can be made invalid (no parameters, no body).
+        assert negative, label
     return sent, failures
 
 
@@ -99,9 +115,15 @@ def test_no_generated_request_gets_a_5xx(router: str) -> None:
     for operation in operations:
         token = operator if (operation.method.upper(), operation.path) == LAST else admin
         label = f"{operation.method.upper()} {operation.path}"
-        sent[label], found = fuzz(operation, {"Authorization": f"Bearer {token}"}, statuses)
-        failures += found
+        for mode in GenerationMode:
+            key = f"{label} ({mode.value})"
+            sent[key], found = fuzz(operation, {"Authorization": f"Bearer {token}"}, statuses, mode)
+            failures += found
     total = sum(sent.values())
-    print(f"\n{total} generated requests over {len(sent)} operations: {sorted(statuses.items())}")
+    by_mode = {m.value: sum(n for k, n in sent.items() if m.value in k) for m in GenerationMode}
+    print(
+        f"\n{total} generated requests ({by_mode}) over {len(operations)} operations: "
+        f"{sorted(statuses.items())}"
+    )
     assert not failures, "\n".join(failures[:10])
     assert total >= AT_LEAST, sent
