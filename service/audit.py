@@ -10,7 +10,8 @@ import hashlib
 import json
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -151,6 +152,17 @@ ADDED_COLUMNS = {"entry_point": "TEXT"}
 INDEX = "CREATE INDEX IF NOT EXISTS audit_log_tenant_at ON audit_log (tenant, at)"
 
 
+async def _create_postgres_schema(conn: Any) -> None:
+    async with conn.transaction():
+        # CREATE ... IF NOT EXISTS is not atomic: replicas reconnecting together would race on
+        # the catalog (a unique violation). One at a time.
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtext('audit_log schema'))")
+        await conn.execute(SCHEMA)
+        await conn.execute(INDEX)
+        for column, kind in ADDED_COLUMNS.items():
+            await conn.execute(f"ALTER TABLE audit_log ADD COLUMN IF NOT EXISTS {column} {kind}")
+
+
 class SqliteAuditStore:
     """The embedded default: one SQLite file, WAL journal."""
 
@@ -205,24 +217,41 @@ class PostgresAuditStore:
 
     def __init__(self, pool: Any) -> None:
         self._pool = pool
+        self._schema_ready = False
 
     @classmethod
-    async def open(cls, url: str) -> PostgresAuditStore:
-        pool = await open_pool(url)
-        async with pool.connection() as conn:
-            await conn.execute(SCHEMA)
-            await conn.execute(INDEX)
-            for column, kind in ADDED_COLUMNS.items():
-                await conn.execute(
-                    f"ALTER TABLE audit_log ADD COLUMN IF NOT EXISTS {column} {kind}"
-                )
-        return cls(pool)
+    async def open(cls, url: str, *, lazy: bool = False) -> PostgresAuditStore:
+        """The trail at `url`, its table created if missing. With `lazy`, PostgreSQL need not
+        answer now: the table is created on the first connection that works."""
+        store = cls(await open_pool(url))
+        if not lazy:
+            try:
+                await store.ping()
+            except BaseException:
+                await store.close()
+                raise
+        return store
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[Any]:
+        """A pooled connection; the first that works creates the table."""
+        async with self._pool.connection() as conn:
+            if not self._schema_ready:
+                await _create_postgres_schema(conn)
+                self._schema_ready = True
+            yield conn
+
+    async def ping(self) -> None:
+        """Check that PostgreSQL answers (creating the table, the first time); raises as a
+        write would."""
+        async with self._connection() as conn:
+            await conn.execute("SELECT 1")
 
     async def write(self, record: AuditRecord) -> None:
         """Insert, or replace the record with the same id (an async job's final state)."""
         marks = ", ".join("%s" for _ in COLUMNS)
         updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in COLUMNS if c != "id")
-        async with self._pool.connection() as conn:
+        async with self._connection() as conn:
             await conn.execute(
                 f"INSERT INTO audit_log ({', '.join(COLUMNS)}) VALUES ({marks}) "
                 f"ON CONFLICT (id) DO UPDATE SET {updates}",
@@ -234,13 +263,13 @@ class PostgresAuditStore:
         sql = (
             f"SELECT {', '.join(COLUMNS)} FROM audit_log{where} ORDER BY at, id LIMIT %s OFFSET %s"
         )
-        async with self._pool.connection() as conn:
+        async with self._connection() as conn:
             cursor = await conn.execute(sql, [*args, q.limit, q.offset])
             return [_to_dict(r) for r in await cursor.fetchall()]
 
     async def count(self, q: AuditQuery) -> int:
         where, args = _where(q, "%s")
-        async with self._pool.connection() as conn:
+        async with self._connection() as conn:
             cursor = await conn.execute(f"SELECT COUNT(*) FROM audit_log{where}", args)
             row = await cursor.fetchone()
         return int(row[0]) if row else 0

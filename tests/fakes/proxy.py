@@ -12,12 +12,15 @@ from tests.fakes.net import free_port
 
 class TcpProxy:
     """Forwards 127.0.0.1:`port` to `target`; `cut()` drops every connection and refuses new
-    ones until `restore()`."""
+    ones until `restore()`; `freeze()` holds every byte (connections stay open, new ones are
+    accepted) until `thaw()`: a server that hangs rather than goes away."""
 
     def __init__(self, target: tuple[str, int]) -> None:
         self.target = target
         self.port = free_port()
         self._lock = threading.Lock()
+        self._flowing = threading.Event()
+        self._flowing.set()
         self._open: set[socket.socket] = set()
         self._listener: socket.socket | None = None
         self.restore()
@@ -45,8 +48,17 @@ class TcpProxy:
                     s.shutdown(socket.SHUT_RDWR)
                 s.close()
 
+    def freeze(self) -> None:
+        """Stop forwarding: what either side sends is held (not lost) until `thaw()`."""
+        self._flowing.clear()
+
+    def thaw(self) -> None:
+        """Forward again, the held bytes first."""
+        self._flowing.set()
+
     def close(self) -> None:
         self.cut()
+        self.thaw()  # pumps held by a freeze find their sockets closed, and end
 
     def _accept(self, listener: socket.socket) -> None:
         while True:
@@ -72,6 +84,7 @@ class TcpProxy:
     def _pump(self, source: socket.socket, sink: socket.socket) -> None:
         try:
             while data := source.recv(65536):
+                self._flowing.wait()
                 sink.sendall(data)
         except OSError:
             pass  # one side closed or was cut: the other goes too

@@ -109,11 +109,11 @@ class Router:
             headers["Authorization"] = f"Bearer {token}"
         return httpx.Client(base_url=self.url, headers=headers, timeout=30)
 
-    def audit(self, user: str, tenant: str | None = None) -> list[dict[str, Any]]:
+    def audit(self, user: str, tenant: str | None = None, **filters: str) -> list[dict[str, Any]]:
         admin = issue_token(SECRET, user="auditor", tenant=tenant or self.tenant, roles=[ADMIN])
         r = httpx.get(
             f"{self.url}/api/llm/audit",
-            params={"user": user, "limit": 1000},
+            params={"user": user, "limit": 1000, **filters},
             headers={"Authorization": f"Bearer {admin}"},
             timeout=30,
         )
@@ -179,6 +179,8 @@ def test_one_audit_record_per_request_in_the_token_holders_name(
         assert record["entry_point"] == entry.name
         assert record["status"] == "completed", record
         assert record["model"] == entry.model
+    assert router.audit(user, entry_point=entry.name) == records
+    assert router.audit(user, entry_point="elsewhere") == []
     assert router.audit("mallory", "evil-corp") == []
 
 

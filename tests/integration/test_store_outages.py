@@ -4,7 +4,8 @@ the test cuts (the servers stay up for everything else).
 - Redis (rate-limit counters): requests are refused with 503 `limits_unavailable`, each
   refusal audited; served again once Redis answers. The response cache just misses.
 - PostgreSQL (audit trail): requests are served; their records wait in a local spool and
-  reach PostgreSQL, in order, when it is back — also across a restart of the router.
+  reach PostgreSQL, in order, when it is back — also across a restart of the router. One
+  that holds connections open without answering costs a request seconds, not a hang.
 - PostgreSQL (chain checkpoints): chains answer 503 `store_unavailable` until it is back.
 """
 
@@ -146,6 +147,37 @@ def test_postgres_down_requests_are_served_and_no_audit_record_is_lost(
             time.sleep(0.2)
     assert trail["total"] == 9
     assert {r["status"] for r in trail["records"]} == {"completed"}
+
+
+def test_postgres_hanging_costs_requests_seconds_and_loses_no_audit_record(
+    fake_cluster: FakeCluster,
+    clean_env: pytest.MonkeyPatch,
+    tmp_path: Path,
+    postgres_proxy: TcpProxy,
+) -> None:
+    tenant = f"h-{uuid.uuid4().hex[:8]}"
+    config = settings(fake_cluster, tmp_path, database_url=postgres_url(postgres_proxy))
+    with TestClient(create_app(config)) as c:
+        assert c.post("/api/llm/process", json=ASK, headers=headers(tenant)).status_code == 200
+        postgres_proxy.freeze()
+        for _ in range(3):
+            started = time.monotonic()
+            r = c.post("/api/llm/process", json=ASK, headers=headers(tenant))
+            assert r.status_code == 200, r.text
+            # The audit write gives up after 3 s and spools (psycopg alone would wait 13 s).
+            assert time.monotonic() - started < 6
+        started = time.monotonic()
+        r = c.get("/api/llm/audit", headers=headers(tenant, "auditor", (ADMIN,)))
+        assert r.status_code == 503 and r.json()["error"]["code"] == "store_unavailable"
+        assert time.monotonic() - started < 6
+        postgres_proxy.thaw()
+        deadline = time.monotonic() + 30
+        while (trail := records(c, tenant))["spooled"] or trail["total"] < 4:
+            assert time.monotonic() < deadline, trail
+            time.sleep(0.2)
+    assert trail["total"] == 4
+    assert {r["status"] for r in trail["records"]} == {"completed"}
+    assert asyncio.run(stored(postgres_url(postgres_proxy), tmp_path, tenant)) == 4
 
 
 def test_records_spooled_before_a_restart_reach_postgres_after_it(
