@@ -97,7 +97,7 @@ class Scheduler:
             mode = ExecutionMode.PARALLEL
             # One more lease on each other node that serves the model and has room.
             while (
-                extra := scheduler.try_acquire(
+                extra := await scheduler.reserve(
                     job.job_id,
                     [job.model],
                     priority=job.priority,

@@ -10,9 +10,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from cluster.config import ClusterConfig
+from cluster.ledger import Claim, Ledger, LocalLedger, WaitingJob
 from cluster.registry import NodeRegistry
+from cluster.supervise import supervise
 from policies.errors import CapacityTimeout, NoCapableNode, QueueFull
-from policies.placement import Limits, Placement, Weights, place_first_fit, why_unplaceable
+from policies.placement import (
+    Limits,
+    Placement,
+    Weights,
+    job_cap,
+    place_first_fit,
+    why_unplaceable,
+)
 from policies.queueing import effective_priority, queue_key
 from policies.types import NodeStatus
 
@@ -52,6 +61,11 @@ class QueueEntry:
     waiting_s: float
 
 
+#: Placements a shared ledger may refuse in a row (another replica was faster) before a
+#: reservation gives up for now.
+CLAIM_ATTEMPTS = 3
+
+
 @dataclass(eq=False)
 class _Waiter:
     priority: int
@@ -61,13 +75,19 @@ class _Waiter:
     vram_gb: float | None
     future: asyncio.Future[Lease]
     enqueued_at: float
+    waiter_id: str = ""
+    """Its id in a shared queue."""
+    wall_enqueued_at: float = 0.0
+    """Wall-clock arrival, which replicas compare."""
 
 
 class JobScheduler:
     """Reserves capacity on dispatch, releases it on finish, and serves waiters by priority.
 
-    All state changes happen on one event loop without awaiting in between, so a placement
-    and its reservation are atomic.
+    In one process all state changes happen on one event loop without awaiting in between,
+    so a placement and its reservation are atomic. With a shared ledger (replicas), each
+    placement is made from a fresh view of every replica's reservations and queue, and is
+    binding only once the ledger has confirmed it.
     """
 
     def __init__(
@@ -81,6 +101,7 @@ class JobScheduler:
         aging_s: float = 30.0,
         max_queue: int = 1000,
         clock: Callable[[], float] = time.monotonic,
+        ledger: Ledger | None = None,
     ) -> None:
         self.limits = limits or Limits()
         self.weights = weights or Weights()
@@ -93,7 +114,15 @@ class JobScheduler:
         self._leases: dict[str, Lease] = {}
         self._seq = itertools.count()
         self._queue: list[_Waiter] = []
+        self._ledger: Ledger = ledger or LocalLedger()
+        self._remote: list[WaitingJob] = []
+        """Other replicas' waiting jobs, as of the last view."""
+        self._dispatching = False
+        self._again = False
+        self._background: set[asyncio.Task[None]] = set()
+        self._ticker: asyncio.Task[None] | None = None
         registry.on_change(self._dispatch)
+        self._ledger.on_change(self._dispatch)
 
     # -- capacity -----------------------------------------------------------------
     def job_vram(self, model: str, override: float | None = None) -> float:
@@ -133,6 +162,43 @@ class JobScheduler:
             priority,
         )
 
+    @property
+    def ledger(self) -> Ledger:
+        return self._ledger
+
+    async def refresh(self) -> None:
+        """Take every replica's reservations and waiting jobs from a shared ledger (for a
+        view of the whole cluster; placing work does it by itself)."""
+        await self._refresh()
+
+    async def _refresh(self) -> None:
+        """Take every replica's reservations and waiting jobs from a shared ledger."""
+        if not self._ledger.shared:
+            return
+        nodes = self._registry.all()
+        view = await self._ledger.view(n.config.id for n in nodes)
+        for node in nodes:
+            node.in_flight = view.in_flight.get(node.config.id, 0)
+            node.reserved_gb = view.reserved_gb.get(node.config.id, 0.0)
+        self._remote = [w for w in view.waiting if w.replica != self._ledger.replica]
+
+    def _claim(self, lease: Lease, priority: int) -> Claim:
+        node = self._registry.get(lease.node_id)
+        return Claim(
+            lease.lease_id,
+            lease.node_id,
+            lease.vram_gb,
+            job_cap(node.config.max_jobs, priority, self.limits),
+            node.vram_total_gb - node.reported_used_gb,
+        )
+
+    def _forget(self, lease: Lease) -> None:
+        """Undo a local reservation the ledger refused (it holds nothing to give back)."""
+        if self._leases.pop(lease.lease_id, None) is not None:
+            node = self._registry.get(lease.node_id)
+            node.reserved_gb = max(0.0, node.reserved_gb - lease.vram_gb)
+            node.in_flight = max(0, node.in_flight - 1)
+
     def _reserve(self, job_id: str, placement: Placement, vram_gb: float | None) -> Lease:
         gb = self.job_vram(placement.model, vram_gb)
         node = self._registry.get(placement.node_id)
@@ -152,13 +218,18 @@ class JobScheduler:
         )
 
     def _blocked_by_queue(self, models: Sequence[str], priority: int) -> bool:
-        """A waiter at least as urgent (after aging) wants one of these models: do not jump it."""
+        """A waiter at least as urgent (after aging), here or on another replica, wants one of
+        these models: do not jump it."""
         wanted = set(models)
-        now = self._clock()
+        now, wall = self._clock(), time.time()
         return any(
             effective_priority(w.priority, now - w.enqueued_at, self.aging_s) <= priority
             and wanted & set(w.models)
             for w in self._queue
+        ) or any(
+            effective_priority(w.priority, wall - w.enqueued_at, self.aging_s) <= priority
+            and wanted & set(w.models)
+            for w in self._remote
         )
 
     def try_acquire(
@@ -171,7 +242,58 @@ class JobScheduler:
         exclude_nodes: frozenset[str] = frozenset(),
         node_id: str | None = None,
     ) -> Lease | None:
-        """Reserve on the best node for the first of `models` that fits now, or None."""
+        """Reserve on the best node for the first of `models` that fits now, or None.
+
+        This process's view alone: with a shared ledger, use `reserve`."""
+        if self._ledger.shared:
+            raise RuntimeError("with a shared ledger, reservations go through reserve()")
+        return self._try_local(
+            job_id,
+            models,
+            priority=priority,
+            vram_gb=vram_gb,
+            exclude_nodes=exclude_nodes,
+            node_id=node_id,
+        )
+
+    async def reserve(
+        self,
+        job_id: str,
+        models: Sequence[str],
+        *,
+        priority: int = 3,
+        vram_gb: float | None = None,
+        exclude_nodes: frozenset[str] = frozenset(),
+        node_id: str | None = None,
+    ) -> Lease | None:
+        """Reserve on the best node for the first of `models` that fits now, or None; with
+        a shared ledger, binding across replicas."""
+        await self._join()
+        for _ in range(CLAIM_ATTEMPTS):
+            await self._refresh()
+            lease = self._try_local(
+                job_id,
+                models,
+                priority=priority,
+                vram_gb=vram_gb,
+                exclude_nodes=exclude_nodes,
+                node_id=node_id,
+            )
+            if lease is None or await self._ledger.claim(self._claim(lease, priority)):
+                return lease
+            self._forget(lease)
+        return None
+
+    def _try_local(
+        self,
+        job_id: str,
+        models: Sequence[str],
+        *,
+        priority: int,
+        vram_gb: float | None,
+        exclude_nodes: frozenset[str],
+        node_id: str | None,
+    ) -> Lease | None:
         self._check_models(models)
         if self._blocked_by_queue(models, priority):
             return None
@@ -190,13 +312,14 @@ class JobScheduler:
         timeout_s: float | None = None,
     ) -> Lease:
         """Reserve now, or wait in the priority queue until capacity frees or the deadline."""
-        lease = self.try_acquire(job_id, models, priority=priority, vram_gb=vram_gb)
+        lease = await self.reserve(job_id, models, priority=priority, vram_gb=vram_gb)
         if lease is not None:
             return lease
         self._ensure_some_node_can_serve(models)
-        if len(self._queue) >= self.max_queue:
+        depth = self.queue_depth
+        if depth >= self.max_queue:
             raise QueueFull(
-                f"{len(self._queue)} jobs are already waiting (the bound); job {job_id} refused",
+                f"{depth} jobs are already waiting (the bound); job {job_id} refused",
                 retry_after_s=max(1.0, self.aging_s / 2),
             )
         loop = asyncio.get_running_loop()
@@ -208,8 +331,27 @@ class JobScheduler:
             vram_gb,
             loop.create_future(),
             self._clock(),
+            uuid.uuid4().hex,
+            time.time(),
         )
         self._queue.append(waiter)
+        try:
+            await self._ledger.enqueue(
+                WaitingJob(
+                    waiter.waiter_id,
+                    self._ledger.replica,
+                    job_id,
+                    priority,
+                    waiter.wall_enqueued_at,
+                    waiter.models,
+                )
+            )
+        except BaseException:
+            self._queue.remove(waiter)
+            raise
+        if self._ledger.shared:
+            # Capacity may have come free between the first try and the queue.
+            self._dispatch()
         timeout = self._default_timeout_s if timeout_s is None else timeout_s
         try:
             return await asyncio.wait_for(asyncio.shield(waiter.future), timeout)
@@ -232,6 +374,7 @@ class JobScheduler:
         """Take a waiter out of the queue; capacity granted to it meanwhile goes back."""
         if waiter in self._queue:
             self._queue.remove(waiter)
+            self._ledger.dequeue(waiter.waiter_id)
         if waiter.future.done() and not waiter.future.cancelled():
             self.release(waiter.future.result())
         else:
@@ -265,6 +408,7 @@ class JobScheduler:
         node = self._registry.get(lease.node_id)
         node.reserved_gb = max(0.0, node.reserved_gb - lease.vram_gb)
         node.in_flight = max(0, node.in_flight - 1)
+        self._ledger.release(lease.lease_id, lease.node_id)
         self._dispatch()
 
     def holds(self, lease_id: str) -> bool:
@@ -289,7 +433,16 @@ class JobScheduler:
         return len(leases)
 
     def _dispatch(self) -> None:
-        """Grant capacity to waiters, most urgent first; those that do not fit keep waiting."""
+        """Grant capacity to waiters, most urgent first; those that do not fit keep waiting.
+        With a shared ledger that takes a round trip: it runs as a task of its own."""
+        if not self._ledger.shared:
+            self._dispatch_local()
+        elif self._queue:
+            task = asyncio.get_running_loop().create_task(self._dispatch_shared())
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    def _dispatch_local(self) -> None:
         for waiter in self._ordered():
             if waiter.future.done():
                 continue
@@ -305,29 +458,124 @@ class JobScheduler:
             waiter.future.set_result(self._reserve(waiter.job_id, placement, waiter.vram_gb))
             self._queue.remove(waiter)
 
+    async def _dispatch_shared(self) -> None:
+        """One dispatch at a time; a call while one runs makes it go round once more."""
+        if self._dispatching:
+            self._again = True
+            return
+        self._dispatching = True
+        try:
+            self._again = True
+            while self._again:
+                self._again = False
+                await self._grant_shared()
+        finally:
+            self._dispatching = False
+
+    async def _grant_shared(self) -> None:
+        """Grant capacity to this replica's waiters in the order of the whole queue: a
+        waiter of another replica that comes first and has room now is left its models."""
+        if not self._queue:
+            return
+        await self._refresh()
+        wall = time.time()
+        entries: list[tuple[int, float, int, _Waiter | WaitingJob]] = [
+            (w.priority, w.wall_enqueued_at, w.seq, w) for w in self._queue
+        ]
+        entries += [(w.priority, w.enqueued_at, -1, w) for w in self._remote]
+        entries.sort(
+            key=lambda e: queue_key(e[0], e[1], e[2], wall, self.aging_s),
+        )
+        left_for_others: set[str] = set()
+        for _, _, _, entry in entries:
+            if isinstance(entry, WaitingJob):
+                if self._placement(entry.models, None, entry.priority) is not None:
+                    left_for_others.update(entry.models)
+                continue
+            waiter = entry
+            if waiter.future.done() or waiter not in self._queue:
+                continue
+            if left_for_others & set(waiter.models):
+                continue
+            error = self._unservable(waiter.models)
+            if error is not None:
+                waiter.future.set_exception(error)
+                self._queue.remove(waiter)
+                self._ledger.dequeue(waiter.waiter_id)
+                continue
+            placement = self._placement(waiter.models, waiter.vram_gb, waiter.priority)
+            if placement is None:
+                continue
+            lease = self._reserve(waiter.job_id, placement, waiter.vram_gb)
+            if not await self._ledger.claim(self._claim(lease, waiter.priority)):
+                self._forget(lease)
+                self._again = True  # another replica took it first: look again
+                continue
+            if waiter.future.done() or waiter not in self._queue:
+                self.release(lease)  # it left (deadline, client gone) while the claim ran
+                continue
+            waiter.future.set_result(lease)
+            self._queue.remove(waiter)
+            self._ledger.dequeue(waiter.waiter_id)
+
+    async def tick(self) -> None:
+        """Keep this replica's reservations and waiters alive in a shared ledger, and look
+        for capacity that came back without a notice (a dead replica's, expired)."""
+        leases = {lease.lease_id: lease.node_id for lease in self._leases.values()}
+        await self._ledger.heartbeat(leases, [w.waiter_id for w in self._queue])
+        if self._queue:
+            await self._dispatch_shared()
+
+    async def _join(self) -> None:
+        """With a shared ledger, on first use: hear the other replicas, and start keeping this
+        one's reservations and waiters alive."""
+        if self._ticker is not None or not self._ledger.shared:
+            return
+        self._ticker = asyncio.create_task(
+            supervise("capacity heartbeat", self.tick, self._ledger.heartbeat_s),
+            name="capacity heartbeat",
+        )
+        await self._ledger.start()
+
+    async def close(self) -> None:
+        """Stop the heartbeat, let dispatches in flight finish, close the ledger (at
+        shutdown); reservations still held expire in the ledger by themselves."""
+        if self._ticker is not None:
+            self._ticker.cancel()
+            await asyncio.gather(self._ticker, return_exceptions=True)
+        await asyncio.gather(*self._background, return_exceptions=True)
+        await self._ledger.close()
+
     # -- views ----------------------------------------------------------------------
     def leases(self) -> list[Lease]:
         return list(self._leases.values())
 
     def queue_snapshot(self) -> list[QueueEntry]:
-        """Waiting jobs in dispatch order."""
-        now = self._clock()
+        """Waiting jobs in dispatch order; with a shared ledger, every replica's as of the
+        last `refresh`."""
+        now, wall = self._clock(), time.time()
+        entries = [
+            (w.priority, w.job_id, w.models, now - w.enqueued_at, w.seq) for w in self._queue
+        ]
+        entries += [
+            (w.priority, w.job_id, w.models, wall - w.enqueued_at, -1) for w in self._remote
+        ]
+        entries.sort(key=lambda e: queue_key(e[0], -e[3], e[4], 0.0, self.aging_s))
         return [
             QueueEntry(
-                job_id=w.job_id,
-                priority=w.priority,
-                effective_priority=round(
-                    effective_priority(w.priority, now - w.enqueued_at, self.aging_s), 3
-                ),
-                models=list(w.models),
-                waiting_s=round(now - w.enqueued_at, 3),
+                job_id=job_id,
+                priority=priority,
+                effective_priority=round(effective_priority(priority, waited, self.aging_s), 3),
+                models=list(models),
+                waiting_s=round(waited, 3),
             )
-            for w in self._ordered()
+            for priority, job_id, models, waited, _ in entries
         ]
 
     @property
     def queue_depth(self) -> int:
-        return len(self._queue)
+        """Jobs waiting here and (as of the last view) on the other replicas."""
+        return len(self._queue) + len(self._remote)
 
     def node_ref(self, lease: Lease) -> NodeRef:
         """Where a lease runs."""

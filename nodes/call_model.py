@@ -41,7 +41,7 @@ async def call_model(state: BranchTask, runtime: Runtime[RouterContext]) -> dict
             await ctx.cache.set(key, result)
     except (BackendUnavailable, BackendTimeout) as exc:
         ctx.scheduler.release_lease(task["lease_id"])
-        failover = ctx.scheduler.try_acquire(
+        failover = await ctx.scheduler.reserve(
             task["job_id"],
             task["failover_models"],
             priority=task["priority"],

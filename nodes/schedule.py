@@ -55,7 +55,7 @@ def _fan_out_targets(ctx: RouterContext, state: RouterState) -> list[tuple[str, 
     ]
 
 
-def _parallel_leases(
+async def _parallel_leases(
     ctx: RouterContext, state: RouterState, job_id: str, priority: int, first: Lease | None
 ) -> list[Lease]:
     leases = [first] if first is not None else []
@@ -67,7 +67,7 @@ def _parallel_leases(
             for lease in leases
         ):
             continue
-        lease = ctx.scheduler.try_acquire(job_id, [model], priority=priority, node_id=node_id)
+        lease = await ctx.scheduler.reserve(job_id, [model], priority=priority, node_id=node_id)
         if lease is not None:
             leases.append(lease)
     return leases
@@ -86,9 +86,9 @@ async def schedule(state: RouterState, runtime: Runtime[RouterContext]) -> dict[
     prompt = state["prompt"]
 
     if mode is ExecutionMode.PARALLEL:
-        leases = _parallel_leases(ctx, state, job_id, routing.priority, first)
+        leases = await _parallel_leases(ctx, state, job_id, routing.priority, first)
     else:
-        lease = first or ctx.scheduler.try_acquire(
+        lease = first or await ctx.scheduler.reserve(
             job_id, routing.candidates, priority=routing.priority
         )
         leases = [lease] if lease is not None else []

@@ -83,16 +83,17 @@ URGENT = 1
 """The priority that may use the urgent slots."""
 
 
-def _job_cap(node: NodeView, priority: int, limits: Limits) -> int | None:
-    if node.max_jobs is None or priority > URGENT:
-        return node.max_jobs
+def job_cap(max_jobs: int | None, priority: int, limits: Limits) -> int | None:
+    """Most jobs a node with `max_jobs` may hold when a job of `priority` joins them."""
+    if max_jobs is None or priority > URGENT:
+        return max_jobs
     # Above the cap rather than carved out of it: a slot held back for urgent work that does
     # not come would cost routine work its batching.
-    return node.max_jobs + limits.urgent_slots
+    return max_jobs + limits.urgent_slots
 
 
 def _has_room(node: NodeView, vram_gb: float, limits: Limits, priority: int) -> bool:
-    cap = _job_cap(node, priority, limits)
+    cap = job_cap(node.max_jobs, priority, limits)
     if cap is not None and node.in_flight >= cap:
         return False
     if node.waiting > limits.max_waiting or node.kv_cache_usage > limits.max_kv_cache_usage:
@@ -186,7 +187,7 @@ def why_unplaceable(
             parts.append(f"{n.node_id} has {n.waiting:g} requests waiting")
         elif n.kv_cache_usage > limits.max_kv_cache_usage:
             parts.append(f"{n.node_id} KV cache is {n.kv_cache_usage:.0%} full")
-        elif (cap := _job_cap(n, priority, limits)) is not None and n.in_flight >= cap:
+        elif (cap := job_cap(n.max_jobs, priority, limits)) is not None and n.in_flight >= cap:
             parts.append(
                 f"{n.node_id} runs {n.in_flight} jobs, its cap for priority {priority} is {cap}"
             )
