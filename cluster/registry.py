@@ -20,7 +20,11 @@ class NodeState:
     """One node's state; VRAM in GB, utilisation 0-1."""
 
     config: NodeConfig
-    status: NodeStatus = NodeStatus.AVAILABLE
+    operator_status: NodeStatus | None = None
+    """What an operator set (busy, offline: drained), kept until an operator sets available;
+    probes never change it."""
+    unreachable: bool = False
+    """Every model server on the node failed its last probe."""
     reported_used_gb: float = 0.0
     compute_utilization: float = 0.0
     reserved_gb: float = 0.0
@@ -31,6 +35,13 @@ class NodeState:
     """vLLM queue and KV-cache use from the last scrape."""
     telemetry_at: float | None = None
     """When health and metrics last came back."""
+
+    @property
+    def status(self) -> NodeStatus:
+        """Offline while unreachable, else what an operator set, else available."""
+        if self.unreachable:
+            return NodeStatus.OFFLINE
+        return self.operator_status or NodeStatus.AVAILABLE
 
     @property
     def vram_total_gb(self) -> float:
@@ -87,6 +98,10 @@ class NodeRegistry:
         for listener in self._listeners:
             listener()
 
+    def notify(self) -> None:
+        """Tell the listeners that nodes changed from outside (another replica's update)."""
+        self._changed()
+
     def on_change(self, listener: Callable[[], None]) -> None:
         """Call `listener` after every status update (the scheduler re-dispatches)."""
         self._listeners.append(listener)
@@ -118,17 +133,13 @@ class NodeRegistry:
     def record_probe(
         self, node_id: str, *, down_models: set[str], load: VllmLoad | None
     ) -> NodeState:
-        """Apply a health probe: offline when every model is down, available when one is back.
-
-        Each model's own health is the health board's (the prober writes it there); a node an
-        admin marked busy stays busy while it answers.
+        """Apply a health probe: unreachable when every model is down, reachable when one is
+        back. Each model's own health is the health board's (the prober writes it there); what
+        an operator set stays as it is.
         """
         node = self.get(node_id)
         all_down = set(node.config.models) <= down_models
-        if all_down:
-            node.status = NodeStatus.OFFLINE
-        elif node.status is NodeStatus.OFFLINE:
-            node.status = NodeStatus.AVAILABLE
+        node.unreachable = all_down
         if load is not None and not all_down:
             node.load = load
             node.telemetry_at = self._clock()
@@ -168,7 +179,7 @@ class NodeRegistry:
         if compute_utilization is not None:
             node.compute_utilization = float(compute_utilization)
         if parsed is not None:
-            node.status = parsed
+            node.operator_status = None if parsed is NodeStatus.AVAILABLE else parsed
         if extra:
             node.extra.update(extra)
         node.updated_at = self._clock()
