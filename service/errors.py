@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from policies.errors import RouterError
-from service.pipeline import Pipeline
+from service.pipeline import Pipeline, note_error
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_router_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RouterError)
+        note_error(exc.code)
         return router_error_response(exc)
 
     async def on_validation(request: Request, exc: Exception) -> JSONResponse:

@@ -113,6 +113,15 @@ class Admission:
     tickets: list[Ticket] = field(default_factory=list)
     audited: bool = False
     """The request already has its audit record(s): admitted or refused."""
+    error_code: str | None = None
+    """The code of the error the request was answered with, when the router raised one."""
+
+
+def note_error(code: str) -> None:
+    """Record the code of the error the current HTTP request is answered with."""
+    admission = _admission.get()
+    if admission is not None:
+        admission.error_code = code
 
 
 #: The HTTP request being answered: admission and refusals note themselves on it.
@@ -311,6 +320,19 @@ class Pipeline:
         held.claimed = True
         return held.ticket
 
+    def adopt(self, ticket: Ticket) -> None:
+        """Open `ticket`, admitted elsewhere (another replica, or this router before it
+        restarted), for the run that takes its job over now: `outcome` closes it once, under
+        its own audit record."""
+        if ticket.record_id in self._open:
+            raise RuntimeError(f"request {ticket.record_id} is open here already")
+        self._open[ticket.record_id] = _Open(ticket, time.monotonic(), claimed=True)
+
+    def release(self, ticket: Ticket) -> None:
+        """Forget `ticket` without closing it: its job goes on elsewhere (handed over at
+        shutdown, or taken over by another replica), which writes its outcome."""
+        self._open.pop(ticket.record_id, None)
+
     @asynccontextmanager
     async def outcome(self, ticket: Ticket) -> AsyncIterator[Run]:
         """Around an admitted request's run: afterwards its tokens are spent and its outcome
@@ -406,7 +428,8 @@ class Pipeline:
                 )
             for t in unclaimed:
                 if failed:
-                    await self._settle(Run(t), "refused", http_status, _http_code(http_status))
+                    code = admission.error_code or _http_code(http_status)
+                    await self._settle(Run(t), "refused", http_status, code)
                 else:
                     await self._settle(Run(t), "abandoned", 499, "client_gone")
             return
@@ -420,9 +443,8 @@ class Pipeline:
             or not self._is_llm_request(entry_point)
         ):
             return
-        await self.refuse(
-            principal, [(new_job_id(), "")], entry_point, http_status, _http_code(http_status)
-        )
+        code = admission.error_code or _http_code(http_status)
+        await self.refuse(principal, [(new_job_id(), "")], entry_point, http_status, code)
 
     async def close_unclaimed(self, older_than_s: float = UNCLAIMED_S) -> int:
         """Audit as abandoned the tickets no run claimed in time; how many there were."""
