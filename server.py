@@ -50,3 +50,8 @@ def create_app(
 
     mount_graph(app, service, pipeline)
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """The app built from the environment alone: what each `serve --workers` process runs."""
+    return create_app(Settings())

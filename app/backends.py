@@ -3,6 +3,7 @@ Redis and PostgreSQL when the settings name them, so that replicas share them.""
 
 from __future__ import annotations
 
+import uuid
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
@@ -12,10 +13,15 @@ from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from app.settings import Settings
 from cluster.cache import MemoryCache, RedisCache, ResponseCache
 from cluster.checkpoints import postgres_checkpointer, sqlite_checkpointer
+from cluster.events import RedisEvents
+from cluster.ledger import Ledger, LocalLedger
+from cluster.node_sync import FileNodeStore, NodeStore, RedisNodeStore
+from cluster.redis_ledger import RedisLedger
 from graph.records import CHECKPOINTED_TYPES
 from service.audit import AuditStore, SqliteAuditStore
 from service.audit_spool import SpooledAuditStore
-from service.jobs import MemoryJobStore
+from service.job_stores import PostgresJobStore, SqliteJobStore
+from service.jobs import JobStore
 from service.ratelimit import Counters, MemoryCounters, RedisCounters
 
 _POSTGRES = ("postgres://", "postgresql://")
@@ -28,6 +34,19 @@ def response_cache(settings: Settings) -> ResponseCache:
     return MemoryCache(settings.cache_ttl_s)
 
 
+def control_plane(settings: Settings) -> tuple[Ledger, NodeStore]:
+    """Capacity, queue and node state: in Redis when `REDIS_URL` is set (replicas act as one
+    router), else this process's, with the operator's node state in a file."""
+    if settings.redis_url:
+        replica = uuid.uuid4().hex[:12]
+        ledger = RedisLedger(
+            settings.redis_url, settings.redis_prefix, replica, settings.lease_ttl_s
+        )
+        events = RedisEvents(settings.redis_url, f"{settings.redis_prefix}:events", replica)
+        return ledger, RedisNodeStore(settings.redis_url, settings.redis_prefix, events)
+    return LocalLedger(), FileNodeStore(settings.state_dir / "node-state.json")
+
+
 def rate_counters(settings: Settings) -> Counters:
     """Redis when `REDIS_URL` is set, else counters in the process."""
     if settings.redis_url:
@@ -35,9 +54,13 @@ def rate_counters(settings: Settings) -> Counters:
     return MemoryCounters()
 
 
-def job_store() -> MemoryJobStore:
-    """Asynchronous jobs, kept in the process (one replica answers for its own jobs)."""
-    return MemoryJobStore()
+async def open_job_store(settings: Settings) -> JobStore:
+    """PostgreSQL for a postgresql:// `DATABASE_URL` (any replica answers for, and takes over,
+    any job), else SQLite under the state directory (this machine's routers)."""
+    url = settings.database_url
+    if url and url.startswith(_POSTGRES):
+        return await PostgresJobStore.open(url)
+    return await SqliteJobStore.open(settings.state_dir / "jobs.sqlite")
 
 
 async def open_audit_store(database_url: str | None, state_dir: Path) -> AuditStore:

@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from app.backends import response_cache
+from app.backends import control_plane, response_cache
 from app.settings import Settings
 from cluster.calls import ReservedCalls
 from cluster.config import (
@@ -18,6 +18,7 @@ from cluster.config import (
 )
 from cluster.health import HealthBoard
 from cluster.merger import MergerAgent
+from cluster.node_sync import NodeSync
 from cluster.pool import LLMPool, PoolOptions
 from cluster.prober import HealthProber
 from cluster.registry import NodeRegistry
@@ -71,6 +72,8 @@ class RouterRuntime:
     calls: ReservedCalls
     context: RouterContext
     """What every graph run receives: the router, scheduler, pool, merger and cache."""
+    node_sync: NodeSync
+    """Node state kept between restarts, and shared by replicas."""
 
     @property
     def router(self) -> LLMRouter:
@@ -126,7 +129,10 @@ class RouterRuntime:
         )
 
     async def aclose(self) -> None:
-        """Close the pool's connections and the cache's."""
+        """Close the pool's connections, the cache's, the capacity ledger's and the node
+        state's."""
+        await self.scheduler.close()
+        await self.node_sync.close()
         await self.pool.aclose()
         await self.context.cache.close()
 
@@ -149,6 +155,7 @@ def build_runtime(
         )
     health = HealthBoard(cluster, call_down_s=settings.call_failure_hold_s)
     registry = NodeRegistry(cluster, health)
+    ledger, node_store = control_plane(settings)
     scheduler = JobScheduler(
         cluster,
         registry,
@@ -161,6 +168,7 @@ def build_runtime(
         weights=Weights(**cluster.placement.model_dump()),
         aging_s=settings.queue_aging_s,
         max_queue=settings.queue_max_length,
+        ledger=ledger,
     )
     pool = LLMPool(
         cluster,
@@ -199,4 +207,5 @@ def build_runtime(
         registry=registry,
         calls=calls,
         context=context,
+        node_sync=NodeSync(registry, node_store, shared=ledger.shared),
     )

@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
-from app.backends import checkpointer, job_store, open_audit_store, rate_counters
+from app.backends import checkpointer, open_audit_store, open_job_store, rate_counters
 from app.runtime import RouterRuntime
 from app.settings import Settings
 from cluster.supervise import supervise
@@ -14,6 +14,7 @@ from graph.builder import build_graph
 from service.audit_spool import SpooledAuditStore
 from service.auth import Authenticator, Principal, load_api_keys
 from service.context import ServiceContext, ServiceOptions
+from service.job_runner import JobRunner
 from service.pipeline import Pipeline
 from service.ratelimit import RateLimiter, load_limits
 
@@ -33,6 +34,7 @@ def build_service(runtime: RouterRuntime) -> ServiceContext:
     return ServiceContext(
         context=runtime.context,
         registry=runtime.registry,
+        node_sync=runtime.node_sync,
         health=runtime.health,
         graph=build_graph().compile(),
         authenticator=build_authenticator(settings),
@@ -42,7 +44,6 @@ def build_service(runtime: RouterRuntime) -> ServiceContext:
             audit_prompt_text=settings.audit_prompt_text,
         ),
         limiter=RateLimiter(load_limits(settings.limits_config), rate_counters(settings)),
-        jobs=job_store(),
     )
 
 
@@ -73,9 +74,30 @@ async def serving(
             )
             stack.push_async_callback(_cancel, drainer)
         stack.push_async_callback(service.limiter.close)
+        await runtime.node_sync.start()
         stack.push_async_callback(runtime.aclose)
+        service.jobs = jobs = JobRunner(
+            service,
+            pipeline,
+            await open_job_store(settings),
+            lease_s=settings.job_lease_s,
+            max_attempts=settings.job_max_attempts,
+            retention_s=settings.job_retention_s,
+        )
+        stack.push_async_callback(jobs.close)
         stack.push_async_callback(pipeline.shutdown)
         stack.push_async_callback(service.drain)
+        # Stopped before the drain hands the jobs running here over. A heartbeat retries at
+        # its own pace: one late past the lease costs the job to another replica.
+        for name, step, interval, backoff in (
+            ("job heartbeat", jobs.heartbeat, settings.job_heartbeat_s, settings.job_heartbeat_s),
+            ("job takeover", jobs.take_over, settings.job_heartbeat_s, settings.job_lease_s),
+            ("job prune", jobs.prune, 600.0, 600.0),
+        ):
+            loop = asyncio.create_task(
+                supervise(name, step, interval, max_backoff_s=backoff), name=name
+            )
+            stack.push_async_callback(_cancel, loop)
         if settings.health_interval_s > 0:
             prober = runtime.prober()
             await prober.start(settings.telemetry_max_age_s)

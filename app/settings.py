@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, AnyHttpUrl, Field, SecretStr
+from pydantic import AliasChoices, AnyHttpUrl, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from cluster.config import CONFIG_DIR
@@ -151,10 +151,64 @@ class Settings(BaseSettings):
         default=None, validation_alias=AliasChoices("DATABASE_URL", "database_url")
     )
     """PostgreSQL for the audit trail (shared by replicas); SQLite under state_dir when empty."""
+    job_lease_s: float = Field(
+        default=5.0,
+        gt=0,
+        le=600,
+        validation_alias=AliasChoices("ROUTER_JOB_LEASE_S", "job_lease_s"),
+    )
+    """How long an asynchronous job stays its replica's without a heartbeat: a job whose
+    replica died is taken over by another (the same database) this long after."""
+    job_heartbeat_s: float = Field(
+        default=1.0,
+        gt=0,
+        validation_alias=AliasChoices("ROUTER_JOB_HEARTBEAT_S", "job_heartbeat_s"),
+    )
+    """Seconds between renewals of the leases on the jobs a replica runs, and between its
+    looks for jobs to take over; at most half `job_lease_s`."""
+    job_max_attempts: int = Field(
+        default=3,
+        ge=1,
+        validation_alias=AliasChoices("ROUTER_JOB_MAX_ATTEMPTS", "job_max_attempts"),
+    )
+    """Runs an asynchronous job may start; one whose runs keep dying then ends failed."""
+    job_retention_s: float = Field(
+        default=7 * 86400.0,
+        gt=0,
+        validation_alias=AliasChoices("ROUTER_JOB_RETENTION_S", "job_retention_s"),
+    )
+    """How long a finished asynchronous job can still be read."""
+
+    @model_validator(mode="after")
+    def _heartbeat_within_lease(self) -> Settings:
+        # One late heartbeat must not cost a job its lease.
+        if self.job_heartbeat_s * 2 > self.job_lease_s:
+            raise ValueError(
+                f"job_heartbeat_s ({self.job_heartbeat_s}) must be at most half"
+                f" job_lease_s ({self.job_lease_s})"
+            )
+        return self
+
     redis_url: str | None = Field(
         default=None, validation_alias=AliasChoices("REDIS_URL", "redis_url")
     )
-    """Redis for rate-limit counters and the response cache; in process when empty."""
+    """Redis for rate-limit counters, the response cache and the control plane replicas share
+    (capacity, queue, node state); in process when empty."""
+    redis_prefix: str = Field(
+        default="gb10-router",
+        min_length=1,
+        pattern=r"^[\w.:-]+$",
+        validation_alias=AliasChoices("ROUTER_REDIS_PREFIX", "redis_prefix"),
+    )
+    """Prefix of the control plane's Redis keys: routers with the same prefix act as one."""
+    lease_ttl_s: float = Field(
+        default=10.0,
+        ge=1,
+        le=600,
+        validation_alias=AliasChoices("ROUTER_LEASE_TTL_S", "lease_ttl_s"),
+    )
+    """How long a reservation or a queue place outlives a replica that stopped refreshing it
+    (one that died): its capacity comes back within this time."""
     limits_config: Path = Field(
         default=CONFIG_DIR / "limits.yaml",
         validation_alias=AliasChoices("ROUTER_LIMITS_CONFIG", "limits_config"),

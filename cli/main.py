@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import secrets
 import sys
@@ -44,9 +45,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from server import create_app
 
     settings = _settings(args)
+    if args.workers < 1:
+        raise UsageError("--workers must be at least 1")
+    if args.workers > 1 and not settings.redis_url:
+        raise UsageError(
+            "--workers needs REDIS_URL: without a shared control plane each worker would "
+            "fill every node's capacity on its own"
+        )
     if args.dev and settings.jwt_secret is None:
         settings = settings.model_copy(update={"jwt_secret": SecretStr(secrets.token_urlsafe(32))})
-    app = create_app(settings)
     if args.dev:
         assert settings.jwt_secret is not None
         token = issue_token(
@@ -61,8 +68,32 @@ def cmd_serve(args: argparse.Namespace) -> int:
             f"operator):\n{token}",
             flush=True,
         )
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    if args.workers == 1:
+        app = create_app(settings)
+        uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+        return 0
+    # Workers are processes of their own: they build the app from the environment, which
+    # carries what the command line set.
+    os.environ.update(_worker_environment(settings))
+    uvicorn.run(
+        "server:app_from_environment",
+        factory=True,
+        workers=args.workers,
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+    )
     return 0
+
+
+def _worker_environment(settings: Settings) -> dict[str, str]:
+    env = {
+        "ROUTER_CLUSTER_CONFIG": str(settings.cluster_config),
+        "ROUTER_ROUTING_CONFIG": str(settings.routing_config),
+    }
+    if settings.jwt_secret is not None:
+        env["ROUTER_JWT_SECRET"] = settings.jwt_secret.get_secret_value()
+    return env
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
@@ -198,6 +229,12 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--log-level", default="info")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="router processes on this host (more than one needs REDIS_URL)",
+    )
     serve.add_argument(
         "--dev",
         action="store_true",

@@ -2,29 +2,30 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
-from collections.abc import Awaitable, Callable
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Annotated, Any, cast
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 from fastapi import Depends, Header, HTTPException, Request
 from langchain_core.runnables import RunnableConfig
 
 from cluster.health import HealthBoard
+from cluster.node_sync import NodeSync
 from cluster.postgres import UNREACHABLE
 from cluster.registry import NodeRegistry
 from graph.context import RouterContext
 from graph.records import reservation_key
 from graph.state import RouterOutput, restored
-from policies.errors import ErrorInfo, RouterError, StoreUnavailable, UnknownNode
+from policies.errors import StoreUnavailable, UnknownNode
 from policies.usage import Usage
 from service.audit import AuditRecord, AuditStore
 from service.auth import Authenticator, AuthError, Principal
-from service.jobs import JobRecord, MemoryJobStore
 from service.ratelimit import RateLimiter
-from service.responses import error_json, response_json
+
+if TYPE_CHECKING:
+    from service.job_runner import JobRunner
 
 log = logging.getLogger(__name__)
 OUTPUT_KEYS = frozenset(RouterOutput.__annotations__)
@@ -62,19 +63,22 @@ class ServiceContext:
     """Live node state."""
     health: HealthBoard
     """Whether each model server is up."""
+    node_sync: NodeSync
+    """Saves node state changed here (for restarts and the other replicas)."""
     graph: Any
     """The graph compiled without a checkpointer."""
     authenticator: Authenticator
     options: ServiceOptions
     limiter: RateLimiter
     """Requests and tokens per minute, per user and tenant."""
-    jobs: MemoryJobStore
-    """Asynchronous jobs, by tenant."""
     durable_graph: Any = None
     """The graph compiled with a checkpointer, for chains (set when the service starts)."""
     audit: AuditStore | None = None
     """The audit trail (opened when the service starts)."""
-    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    jobs: JobRunner | None = None
+    """Asynchronous jobs, shared by the replicas (started when the service starts)."""
+    replica_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    """This replica, among those that share the stores: the owner of the jobs it runs."""
 
     async def run(
         self,
@@ -157,37 +161,17 @@ class ServiceContext:
             raise RuntimeError("the audit store is not open: the service has not started")
         await self.audit.write(entry)
 
-    def submit(self, record: JobRecord, work: Callable[[], Awaitable[RouterOutput]]) -> None:
-        """Run a job in the background; its outcome goes on the record (the work itself
-        audits it). Whatever it raises, the job ends failed, never "running" for ever."""
-
-        async def job() -> None:
-            record.status = "running"
-            try:
-                record.response = response_json(await work())
-                record.status = "completed"
-            except RouterError as exc:
-                record.status = "failed"
-                record.error = error_json(exc.info())
-            except Exception:
-                log.exception("job %s failed", record.job_id)
-                record.status = "failed"
-                record.error = error_json(
-                    ErrorInfo("internal_error", "the router failed; see its log", 500)
-                )
-            finally:
-                record.finished_at = time.time()
-
-        self.jobs.add(record)
-        task = asyncio.create_task(job(), name=f"job {record.job_id}")
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+    def job_runner(self) -> JobRunner:
+        """The asynchronous jobs; RuntimeError before the service starts."""
+        if self.jobs is None:
+            raise RuntimeError("the job store is not open: the service has not started")
+        return self.jobs
 
     async def drain(self) -> None:
-        """Cancel background jobs (at shutdown)."""
-        for task in list(self.tasks):
-            task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
+        """At shutdown: hand the asynchronous jobs running here over to another replica (or
+        this router's next start), neither failed nor audited."""
+        if self.jobs is not None:
+            await self.jobs.stop()
 
 
 def get_service(request: Request) -> ServiceContext:

@@ -15,7 +15,6 @@ from routing.router import RoutingDecision
 from service.audit import AuditQuery
 from service.auth import GLOBAL_ADMIN
 from service.context import Admin, Operator, Service, User
-from service.jobs import JobRecord
 from service.pipeline import NO_MODEL, Pipe
 from service.responses import (
     endpoint_json,
@@ -60,16 +59,10 @@ async def process(
         user=principal.user, tenant=principal.tenant, job_id=body.job_id or new_job_id()
     )
     if body.run_async:
+        jobs = service.job_runner()
         [ticket] = await pipeline.admit(principal, [graph_input], "process")
-        # Claimed now: the job may not have started by the time the 202 is out.
-        pipeline.claim(ticket.record_id)
-
-        async def work() -> RouterOutput:
-            async with pipeline.outcome(ticket) as run:
-                run.out = await service.run(graph_input, on_usage=run.spent)
-                return run.out
-
-        service.submit(JobRecord(ticket.job_id, principal.tenant, principal.user), work)
+        # Recorded before the 202 leaves: from then on, some replica completes it.
+        await jobs.submit(ticket, graph_input)
         return JSONResponse(
             {
                 "job_id": ticket.job_id,
@@ -90,8 +83,10 @@ async def process(
 
 @router.get("/queue")
 async def queue(principal: User, service: Service) -> dict[str, Any]:
-    """How deep the queue is, and the caller's tenant's jobs in it, in dispatch order."""
+    """How deep the queue is (across replicas), and the caller's tenant's jobs in it, in
+    dispatch order."""
     scheduler = service.context.scheduler
+    await scheduler.refresh()
     jobs = scheduler.queue_snapshot()
     return {
         "depth": len(jobs),
@@ -104,8 +99,9 @@ async def queue(principal: User, service: Service) -> dict[str, Any]:
 
 @router.get("/jobs/{job_id}")
 async def get_job(job_id: str, principal: User, service: Service) -> dict[str, Any]:
-    """Status and result of an asynchronous job of the caller's tenant."""
-    record = service.jobs.get(job_id, principal.tenant)
+    """Status and result of an asynchronous job of the caller's tenant, whichever replica
+    accepted or runs it."""
+    record = await service.job_runner().get(job_id, principal.tenant)
     if record is None:
         raise HTTPException(404, f"no job {job_id}")
     return record.to_dict()
@@ -123,6 +119,7 @@ async def list_models(principal: User, service: Service) -> dict[str, Any]:
 async def list_nodes(principal: User, service: Service) -> dict[str, Any]:
     """Every GPU node's state, how many are available, and the queue."""
     registry, scheduler = service.registry, service.context.scheduler
+    await scheduler.refresh()
     return {
         "nodes": [node_json(n, service.health) for n in registry.all()],
         "available_count": registry.available_count(),
@@ -146,6 +143,7 @@ async def update_node_status(
         extra=None if body.gpu is None else {"gpu": body.gpu.model_dump()},
         telemetry=body.gpu is not None,
     )
+    await service.node_sync.updated(node.config.id)
     return {
         "updated": True,
         "node": node_json(node, service.health),
