@@ -28,36 +28,34 @@ RESYNC_S = 1.0
 
 
 class NodeStore(Protocol):
-    """Where node state is kept between changes."""
+    """Where node state is kept between changes: each node's operator status and its last
+    report, kept apart so that writing one never writes back a stale copy of the other."""
 
     async def load(self) -> dict[str, dict[str, Any]]:
-        """Every node's saved fields, by node id."""
+        """Every node's saved fields, by node id: `operator_status`, and `report` if any."""
         ...
 
-    async def save(self, node_id: str, fields: dict[str, Any]) -> None: ...
+    async def save_status(self, node_id: str, status: str | None) -> None: ...
+
+    async def save_report(self, node_id: str, report: dict[str, Any]) -> None: ...
 
     async def close(self) -> None: ...
 
 
-def saved_fields(node: NodeState, *, telemetry: bool) -> dict[str, Any]:
-    """What is saved of a node: the operator's state, and its last report if `telemetry`."""
-    fields: dict[str, Any] = {
-        "operator_status": None if node.operator_status is None else node.operator_status.value
+def report_of(node: NodeState) -> dict[str, Any]:
+    """A node's last report, as saved."""
+    return {
+        "reported_used_gb": node.reported_used_gb,
+        "compute_utilization": node.compute_utilization,
+        "reported_at": node.reported_at,
+        "telemetry_at": node.telemetry_at,
+        "extra": node.extra,
     }
-    if telemetry:
-        fields.update(
-            reported_used_gb=node.reported_used_gb,
-            compute_utilization=node.compute_utilization,
-            reported_at=node.updated_at,
-            telemetry_at=node.telemetry_at,
-            extra=node.extra,
-        )
-    return fields
 
 
 def apply_fields(registry: NodeRegistry, node_id: str, fields: dict[str, Any]) -> bool:
-    """Apply saved fields to the live node; whether anything changed. A report older than
-    what this replica already has is left out."""
+    """Apply saved fields to the live node; whether anything changed. A report no newer than
+    the one this replica has is left out."""
     node = registry.get(node_id)
     changed = False
     raw = fields.get("operator_status")
@@ -65,22 +63,24 @@ def apply_fields(registry: NodeRegistry, node_id: str, fields: dict[str, Any]) -
     if status is not node.operator_status:
         node.operator_status = status
         changed = True
-    reported_at = fields.get("reported_at")
-    if reported_at is not None and float(reported_at) > node.updated_at:
-        node.reported_used_gb = float(fields["reported_used_gb"])
-        node.compute_utilization = float(fields["compute_utilization"])
-        node.extra.update(fields.get("extra") or {})
-        node.updated_at = float(reported_at)
+    report = fields.get("report") or {}
+    reported_at = report.get("reported_at")
+    if reported_at is not None and float(reported_at) > (node.reported_at or 0.0):
+        node.reported_used_gb = float(report["reported_used_gb"])
+        node.compute_utilization = float(report["compute_utilization"])
+        node.extra.update(report.get("extra") or {})
+        node.reported_at = float(reported_at)
         changed = True
-    telemetry_at = fields.get("telemetry_at")
-    if telemetry_at is not None and (node.telemetry_at or 0.0) < float(telemetry_at):
+    telemetry_at = report.get("telemetry_at")
+    if telemetry_at is not None and float(telemetry_at) > (node.telemetry_at or 0.0):
         node.telemetry_at = float(telemetry_at)
         changed = True
     return changed
 
 
 class FileNodeStore:
-    """One router: the operator's state per node, in a JSON file."""
+    """One router: the operator's status per node, in a JSON file (reports are not kept: a
+    node agent sends a fresh one every few seconds)."""
 
     def __init__(self, path: Path) -> None:
         self._path = path
@@ -92,34 +92,51 @@ class FileNodeStore:
             return {}
         return saved
 
-    async def save(self, node_id: str, fields: dict[str, Any]) -> None:
+    async def save_status(self, node_id: str, status: str | None) -> None:
         saved = await self.load()
-        saved[node_id] = {"operator_status": fields.get("operator_status")}
+        saved[node_id] = {"operator_status": status}
         self._path.parent.mkdir(parents=True, exist_ok=True)
         staged = self._path.with_suffix(".tmp")
         staged.write_text(json.dumps(saved, indent=1, sort_keys=True))
         staged.replace(self._path)  # whole or not at all, even if the router dies mid-write
+
+    async def save_report(self, node_id: str, report: dict[str, Any]) -> None:
+        return None
 
     async def close(self) -> None:
         return None
 
 
 class RedisNodeStore:
-    """Replicas: every node's state in one Redis hash, a notice to the others per change."""
+    """Replicas: operator statuses in one Redis hash, reports in another, and a notice to
+    the other replicas per change."""
 
     def __init__(self, url: str, prefix: str, events: RedisEvents) -> None:
         from cluster.cache import redis_client
 
         self._redis: Any = redis_client(url)
-        self._key = f"{prefix}:nodes"
+        self._statuses = f"{prefix}:node-status"
+        self._reports = f"{prefix}:node-report"
         self.events = events
 
     async def load(self) -> dict[str, dict[str, Any]]:
-        raw = await self._redis.hgetall(self._key)
-        return {k.decode(): json.loads(v) for k, v in raw.items()}
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hgetall(self._statuses)
+            pipe.hgetall(self._reports)
+            statuses, reports = await pipe.execute()
+        saved: dict[str, dict[str, Any]] = {}
+        for raw_id, raw in statuses.items():
+            saved.setdefault(raw_id.decode(), {})["operator_status"] = raw.decode() or None
+        for raw_id, raw in reports.items():
+            saved.setdefault(raw_id.decode(), {})["report"] = json.loads(raw)
+        return saved
 
-    async def save(self, node_id: str, fields: dict[str, Any]) -> None:
-        await self._redis.hset(self._key, node_id, json.dumps(fields))
+    async def save_status(self, node_id: str, status: str | None) -> None:
+        await self._redis.hset(self._statuses, node_id, status or "")
+        await self.events.publish("node", node_id)
+
+    async def save_report(self, node_id: str, report: dict[str, Any]) -> None:
+        await self._redis.hset(self._reports, node_id, json.dumps(report))
         await self.events.publish("node", node_id)
 
     async def close(self) -> None:
@@ -135,6 +152,7 @@ class NodeSync:
         self._shared = shared
         self._task: asyncio.Task[None] | None = None
         self._events: RedisEvents | None = getattr(store, "events", None)
+        self._resyncing = asyncio.Lock()
 
     async def start(self) -> None:
         """Apply what was saved; shared, follow the other replicas' changes from now on."""
@@ -144,11 +162,18 @@ class NodeSync:
                 self._events.on("node", lambda _: self._later_resync())
                 await self._events.start()
             self._task = asyncio.create_task(
-                supervise("node state resync", self.resync, RESYNC_S), name="node state resync"
+                # Backoff capped at the period: after an outage, within a second again.
+                supervise("node state resync", self.resync, RESYNC_S, max_backoff_s=RESYNC_S),
+                name="node state resync",
             )
 
     async def resync(self) -> None:
-        """Apply every node's saved state."""
+        """Apply every node's saved state (one resync at a time: an older read applied after
+        a newer one would undo it until the next)."""
+        async with self._resyncing:
+            await self._resync()
+
+    async def _resync(self) -> None:
         changed = False
         for node_id, fields in (await self._store.load()).items():
             try:
@@ -163,10 +188,15 @@ class NodeSync:
         task = asyncio.get_running_loop().create_task(self.resync())
         task.add_done_callback(_log_failure)
 
-    async def updated(self, node_id: str) -> None:
-        """Save a node's state after a change made on this replica."""
+    async def updated(self, node_id: str, *, status: bool, report: bool) -> None:
+        """Save what a change made on this replica changed: the node's operator status, its
+        report, or both."""
         node = self._registry.get(node_id)
-        await self._store.save(node_id, saved_fields(node, telemetry=self._shared))
+        if status:
+            operator = node.operator_status
+            await self._store.save_status(node_id, None if operator is None else operator.value)
+        if report:
+            await self._store.save_report(node_id, report_of(node))
 
     async def close(self) -> None:
         if self._task is not None:

@@ -35,6 +35,9 @@ class NodeState:
     """vLLM queue and KV-cache use from the last scrape."""
     telemetry_at: float | None = None
     """When health and metrics last came back."""
+    reported_at: float | None = None
+    """When VRAM, utilisation or GPU readings were last reported (not probes, not an
+    operator's status): which of two replicas' reports is newer."""
 
     @property
     def status(self) -> NodeStatus:
@@ -183,6 +186,8 @@ class NodeRegistry:
         if extra:
             node.extra.update(extra)
         node.updated_at = self._clock()
+        if vram_used_gb is not None or compute_utilization is not None or extra:
+            node.reported_at = node.updated_at
         if telemetry:
             node.telemetry_at = node.updated_at
         self._changed()

@@ -143,7 +143,10 @@ async def update_node_status(
         extra=None if body.gpu is None else {"gpu": body.gpu.model_dump()},
         telemetry=body.gpu is not None,
     )
-    await service.node_sync.updated(node.config.id)
+    reported = body.vram_used_gb is not None or body.compute_utilization is not None
+    await service.node_sync.updated(
+        node.config.id, status=body.status is not None, report=reported or body.gpu is not None
+    )
     return {
         "updated": True,
         "node": node_json(node, service.health),

@@ -112,9 +112,19 @@ def test_replicas_see_an_update_posted_to_any_of_them_within_a_second(
             drain = {"node_id": NODE, "status": "offline"}
             started = time.monotonic()
             assert c.post(f"{second.url}/api/llm/nodes/status", json=drain).status_code == 200
+            # A node agent's report lands on the other replica at once, maybe before the
+            # drain's notice: it must not write back the node's old status.
+            report["vram_used_gb"] = 12.0
+            assert c.post(f"{first.url}/api/llm/nodes/status", json=report).status_code == 200
             while status_of(c.get(f"{first.url}/api/llm/nodes").json()) != "offline":
                 assert time.monotonic() - started < 1.0
                 time.sleep(0.02)
+            time.sleep(1.5)  # resyncs and probes on both
+            for router in (first, second):
+                nodes = c.get(f"{router.url}/api/llm/nodes").json()
+                assert status_of(nodes) == "offline"
+                node = next(n for n in nodes["nodes"] if n["node_id"] == NODE)
+                assert node["vram_used_gb"] == 12.0, node
         second.stop()
         third = Replica(settings())  # a replica that starts now sees the drain too
         try:
