@@ -38,6 +38,8 @@ class WaitingJob:
     enqueued_at: float
     """Wall-clock time it started waiting (replicas compare these)."""
     models: tuple[str, ...]
+    vram_gb: float | None = None
+    """Its own VRAM need, when not its model's default."""
 
 
 @dataclass
@@ -83,8 +85,11 @@ class Ledger(Protocol):
         """Take a waiting job out (in the background, like `release`)."""
         ...
 
-    async def heartbeat(self, leases: dict[str, str], waiters: Iterable[str]) -> None:
-        """Keep alive this replica's reservations (lease id -> node id) and waiting jobs."""
+    async def heartbeat(
+        self, leases: dict[str, tuple[str, float]], waiters: Iterable[str]
+    ) -> list[str]:
+        """Keep alive this replica's reservations (lease id -> node id and GB) and waiting
+        jobs; the ids of reservations that had expired meanwhile (now restored)."""
         ...
 
     def on_change(self, listener: Callable[[], None]) -> None:
@@ -124,8 +129,10 @@ class LocalLedger:
     def dequeue(self, waiter_id: str) -> None:
         return None
 
-    async def heartbeat(self, leases: dict[str, str], waiters: Iterable[str]) -> None:
-        return None
+    async def heartbeat(
+        self, leases: dict[str, tuple[str, float]], waiters: Iterable[str]
+    ) -> list[str]:
+        return []
 
     def on_change(self, listener: Callable[[], None]) -> None:
         return None

@@ -76,16 +76,27 @@ return 1
 """
 )
 
-# KEYS: each lease's set, then the queue expiries. ARGV: time to live (ms), number of
-# leases, the lease ids, then the waiter ids. XX: what expired meanwhile stays gone.
+# KEYS: each lease's set and VRAM hash, then the queue expiries. ARGV: time to live (ms),
+# number of leases, (lease id, GB) per lease, then the waiter ids. A lease that expired while
+# its holder could not reach Redis is put back (its call still runs on the node), and named
+# in the reply; a waiter that expired stays gone (its replica re-queues it).
 _HEARTBEAT = (
     _NOW
     + """
 local ttl = tonumber(ARGV[1])
 local n = tonumber(ARGV[2])
-for i = 1, n do redis.call('ZADD', KEYS[i], 'XX', now + ttl, ARGV[2 + i]) end
-for j = 3 + n, #ARGV do redis.call('ZADD', KEYS[#KEYS], 'XX', now + ttl, ARGV[j]) end
-return 1
+local lost = {}
+for i = 1, n do
+  local z, h = KEYS[2 * i - 1], KEYS[2 * i]
+  local id, gb = ARGV[1 + 2 * i], ARGV[2 + 2 * i]
+  if not redis.call('ZSCORE', z, id) then
+    table.insert(lost, id)
+    redis.call('HSET', h, id, gb)
+  end
+  redis.call('ZADD', z, now + ttl, id)
+end
+for j = 3 + 2 * n, #ARGV do redis.call('ZADD', KEYS[#KEYS], 'XX', now + ttl, ARGV[j]) end
+return lost
 """
 )
 
@@ -168,6 +179,7 @@ class RedisLedger:
                     int(entry["priority"]),
                     float(entry["enqueued_at"]),
                     tuple(entry["models"]),
+                    entry.get("vram"),
                 )
             )
         return view
@@ -196,6 +208,7 @@ class RedisLedger:
             "priority": job.priority,
             "enqueued_at": job.enqueued_at,
             "models": list(job.models),
+            "vram": job.vram_gb,
         }
         await _reachable(
             self._enqueue(
@@ -214,13 +227,20 @@ class RedisLedger:
             await pipe.execute()
         await self.events.publish("queue", waiter_id)
 
-    async def heartbeat(self, leases: dict[str, str], waiters: Iterable[str]) -> None:
+    async def heartbeat(
+        self, leases: dict[str, tuple[str, float]], waiters: Iterable[str]
+    ) -> list[str]:
         waiting = list(waiters)
         if not leases and not waiting:
-            return
-        keys = [self._leases(node_id) for node_id in leases.values()] + [self._queue[1]]
-        args = [self.ttl_ms, len(leases), *leases.keys(), *waiting]
-        await self._heartbeat(keys=keys, args=args)
+            return []
+        keys: list[str] = []
+        args: list[object] = [self.ttl_ms, len(leases)]
+        for lease_id, (node_id, gb) in leases.items():
+            keys += [self._leases(node_id), self._gb(node_id)]
+            args += [lease_id, gb]
+        keys.append(self._queue[1])
+        lost = await _reachable(self._heartbeat(keys=keys, args=[*args, *waiting]))
+        return [raw.decode() if isinstance(raw, bytes) else str(raw) for raw in lost]
 
     def on_change(self, listener: Callable[[], None]) -> None:
         self.events.on("capacity", lambda _: listener())

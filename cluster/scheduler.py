@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -24,6 +25,8 @@ from policies.placement import (
 )
 from policies.queueing import effective_priority, queue_key
 from policies.types import NodeStatus
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -192,6 +195,18 @@ class JobScheduler:
             node.vram_total_gb - node.reported_used_gb,
         )
 
+    async def _claimed(self, lease: Lease, priority: int) -> bool:
+        """Whether the ledger made `lease` binding; if not (refused, failed, cancelled), the
+        local reservation is undone."""
+        try:
+            if await self._ledger.claim(self._claim(lease, priority)):
+                return True
+        except BaseException:
+            self._forget(lease)
+            raise
+        self._forget(lease)
+        return False
+
     def _forget(self, lease: Lease) -> None:
         """Undo a local reservation the ledger refused (it holds nothing to give back)."""
         if self._leases.pop(lease.lease_id, None) is not None:
@@ -279,9 +294,8 @@ class JobScheduler:
                 exclude_nodes=exclude_nodes,
                 node_id=node_id,
             )
-            if lease is None or await self._ledger.claim(self._claim(lease, priority)):
+            if lease is None or await self._claimed(lease, priority):
                 return lease
-            self._forget(lease)
         return None
 
     def _try_local(
@@ -334,21 +348,23 @@ class JobScheduler:
             uuid.uuid4().hex,
             time.time(),
         )
-        self._queue.append(waiter)
+        job = WaitingJob(
+            waiter.waiter_id,
+            self._ledger.replica,
+            job_id,
+            priority,
+            waiter.wall_enqueued_at,
+            waiter.models,
+            vram_gb,
+        )
         try:
-            await self._ledger.enqueue(
-                WaitingJob(
-                    waiter.waiter_id,
-                    self._ledger.replica,
-                    job_id,
-                    priority,
-                    waiter.wall_enqueued_at,
-                    waiter.models,
-                )
-            )
+            await self._ledger.enqueue(job)
         except BaseException:
-            self._queue.remove(waiter)
+            # Cancelled or failed after the script may have run: no ghost left behind.
+            self._ledger.dequeue(waiter.waiter_id)
             raise
+        # In the local queue only once the shared one has it: a grant never races the entry.
+        self._queue.append(waiter)
         if self._ledger.shared:
             # Capacity may have come free between the first try and the queue.
             self._dispatch()
@@ -440,7 +456,13 @@ class JobScheduler:
         elif self._queue:
             task = asyncio.get_running_loop().create_task(self._dispatch_shared())
             self._background.add(task)
-            task.add_done_callback(self._background.discard)
+            task.add_done_callback(self._dispatched)
+
+    def _dispatched(self, task: asyncio.Task[None]) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            # The next release, notice or heartbeat dispatches again.
+            log.warning("dispatching the queue failed: %s", exc)
 
     def _dispatch_local(self) -> None:
         for waiter in self._ordered():
@@ -486,16 +508,12 @@ class JobScheduler:
         entries.sort(
             key=lambda e: queue_key(e[0], e[1], e[2], wall, self.aging_s),
         )
-        left_for_others: set[str] = set()
         for _, _, _, entry in entries:
             if isinstance(entry, WaitingJob):
-                if self._placement(entry.models, None, entry.priority) is not None:
-                    left_for_others.update(entry.models)
+                self._hold_for(entry)
                 continue
             waiter = entry
             if waiter.future.done() or waiter not in self._queue:
-                continue
-            if left_for_others & set(waiter.models):
                 continue
             error = self._unservable(waiter.models)
             if error is not None:
@@ -507,10 +525,9 @@ class JobScheduler:
             if placement is None:
                 continue
             lease = self._reserve(waiter.job_id, placement, waiter.vram_gb)
-            if not await self._ledger.claim(self._claim(lease, waiter.priority)):
-                self._forget(lease)
-                self._again = True  # another replica took it first: look again
-                continue
+            if not await self._claimed(lease, waiter.priority):
+                self._again = True  # another replica took it first: look again, afresh
+                return
             if waiter.future.done() or waiter not in self._queue:
                 self.release(lease)  # it left (deadline, client gone) while the claim ran
                 continue
@@ -518,21 +535,38 @@ class JobScheduler:
             self._queue.remove(waiter)
             self._ledger.dequeue(waiter.waiter_id)
 
+    def _hold_for(self, other: WaitingJob) -> None:
+        """Set aside, in this replica's view only, the capacity another replica's waiter that
+        comes first would take now: waiters after it here must not take it from it."""
+        placement = self._placement(other.models, other.vram_gb, other.priority)
+        if placement is not None:
+            node = self._registry.get(placement.node_id)
+            node.in_flight += 1
+            node.reserved_gb += self.job_vram(placement.model, other.vram_gb)
+
     async def tick(self) -> None:
-        """Keep this replica's reservations and waiters alive in a shared ledger, and look
+        """Keep this replica's reservations and waiters alive in a shared ledger, then look
         for capacity that came back without a notice (a dead replica's, expired)."""
-        leases = {lease.lease_id: lease.node_id for lease in self._leases.values()}
-        await self._ledger.heartbeat(leases, [w.waiter_id for w in self._queue])
-        if self._queue:
-            await self._dispatch_shared()
+        leases = {lease.lease_id: (lease.node_id, lease.vram_gb) for lease in self._leases.values()}
+        lost = await self._ledger.heartbeat(leases, [w.waiter_id for w in self._queue])
+        if lost:
+            log.warning(
+                "%d reservation(s) expired in the ledger while their calls ran (Redis was "
+                "out of reach longer than the time to live); restored: %s",
+                len(lost),
+                ", ".join(lost),
+            )
+        self._dispatch()
 
     async def _join(self) -> None:
         """With a shared ledger, on first use: hear the other replicas, and start keeping this
         one's reservations and waiters alive."""
         if self._ticker is not None or not self._ledger.shared:
             return
+        beat = self._ledger.heartbeat_s
         self._ticker = asyncio.create_task(
-            supervise("capacity heartbeat", self.tick, self._ledger.heartbeat_s),
+            # Backoff capped at the beat: a longer pause would let live reservations expire.
+            supervise("capacity heartbeat", self.tick, beat, max_backoff_s=beat),
             name="capacity heartbeat",
         )
         await self._ledger.start()

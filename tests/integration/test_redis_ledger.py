@@ -44,7 +44,7 @@ async def test_what_a_replica_stops_refreshing_expires_and_what_it_refreshes_sta
         await a.enqueue(WaitingJob("w-dropped", "a", "t/j2", 3, 2.0, ("llama31",)))
         for _ in range(3):
             await asyncio.sleep(0.5)
-            await a.heartbeat({"kept": "n"}, ["w-kept"])
+            assert await a.heartbeat({"kept": ("n", 1.0)}, ["w-kept"]) == []
         view = await b.view(["n"])
         assert view.in_flight["n"] == 1
         assert [w.waiter_id for w in view.waiting] == ["w-kept"]
@@ -70,6 +70,20 @@ async def test_a_release_is_heard_by_the_other_replicas_only() -> None:
             await asyncio.sleep(0.01)
         await asyncio.sleep(0.05)
         assert heard == ["b"]
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_a_reservation_that_expired_while_its_call_ran_is_restored_and_named() -> None:
+    a, b = ledgers(ttl_s=1.0)
+    try:
+        assert await a.claim(Claim("held", "n", 5.0, 1, 80.0))
+        await asyncio.sleep(1.2)  # its holder could not reach Redis for longer than the TTL
+        assert (await b.view(["n"])).in_flight["n"] == 0
+        assert await a.heartbeat({"held": ("n", 5.0)}, []) == ["held"]
+        view = await b.view(["n"])
+        assert (view.in_flight["n"], view.reserved_gb["n"]) == (1, 5.0)
     finally:
         await a.close()
         await b.close()
