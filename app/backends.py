@@ -3,7 +3,7 @@ Redis and PostgreSQL when the settings name them, so that replicas share them.""
 
 from __future__ import annotations
 
-import uuid
+import logging
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
@@ -25,6 +25,7 @@ from service.jobs import JobStore
 from service.ratelimit import Counters, MemoryCounters, RedisCounters
 
 _POSTGRES = ("postgres://", "postgresql://")
+log = logging.getLogger(__name__)
 
 
 def response_cache(settings: Settings) -> ResponseCache:
@@ -34,11 +35,15 @@ def response_cache(settings: Settings) -> ResponseCache:
     return MemoryCache(settings.cache_ttl_s)
 
 
-def control_plane(settings: Settings) -> tuple[Ledger, NodeStore]:
+def control_plane(settings: Settings, replica: str) -> tuple[Ledger, NodeStore]:
     """Capacity, queue and node state: in Redis when `REDIS_URL` is set (replicas act as one
     router), else this process's, with the operator's node state in a file."""
     if settings.redis_url:
-        replica = uuid.uuid4().hex[:12]
+        if not settings.database_url:
+            log.warning(
+                "REDIS_URL without DATABASE_URL: replicas share capacity, queue and node "
+                "state, but each keeps its own audit trail and asynchronous jobs"
+            )
         ledger = RedisLedger(
             settings.redis_url, settings.redis_prefix, replica, settings.lease_ttl_s
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,6 +75,8 @@ class RouterRuntime:
     """What every graph run receives: the router, scheduler, pool, merger and cache."""
     node_sync: NodeSync
     """Node state kept between restarts, and shared by replicas."""
+    replica: str
+    """This process's id among the replicas (in the ledger, on the jobs it runs, in logs)."""
 
     @property
     def router(self) -> LLMRouter:
@@ -155,7 +158,8 @@ def build_runtime(
         )
     health = HealthBoard(cluster, call_down_s=settings.call_failure_hold_s)
     registry = NodeRegistry(cluster, health)
-    ledger, node_store = control_plane(settings)
+    replica = uuid.uuid4().hex[:12]
+    ledger, node_store = control_plane(settings, replica)
     scheduler = JobScheduler(
         cluster,
         registry,
@@ -208,4 +212,5 @@ def build_runtime(
         calls=calls,
         context=context,
         node_sync=NodeSync(registry, node_store, shared=ledger.shared),
+        replica=replica,
     )

@@ -35,6 +35,7 @@ def build_service(runtime: RouterRuntime) -> ServiceContext:
         context=runtime.context,
         registry=runtime.registry,
         node_sync=runtime.node_sync,
+        replica_id=runtime.replica,
         health=runtime.health,
         graph=build_graph().compile(),
         authenticator=build_authenticator(settings),

@@ -223,7 +223,8 @@ class PostgresAuditStore:
     async def open(cls, url: str, *, lazy: bool = False) -> PostgresAuditStore:
         """The trail at `url`, its table created if missing. With `lazy`, PostgreSQL need not
         answer now: the table is created on the first connection that works."""
-        store = cls(await open_pool(url))
+        # Two writes per request: a burst of them waits for connections, not for PostgreSQL.
+        store = cls(await open_pool(url, max_size=20))
         if not lazy:
             try:
                 await store.ping()

@@ -275,5 +275,8 @@ class SpooledAuditStore:
             raise StoreUnavailable(f"the audit trail (PostgreSQL) is unreachable: {exc}") from exc
 
     async def close(self) -> None:
+        """Drain what the spool holds if PostgreSQL answers (a burst that found the pool
+        busy spools too), then close; what stays is drained at the next start."""
+        await self.drain()
         await self._primary.close()
         await self._spool.close()

@@ -79,7 +79,11 @@ FINISH = (
     "UPDATE async_jobs SET status = :status, response = :response, error = :error, "
     f"finished_at = :finished_at, lease_expires_at = NULL WHERE {_MINE}"
 )
-RELEASE = f"UPDATE async_jobs SET status = '{QUEUED}', lease_expires_at = :now WHERE {_MINE}"
+# A handover is not a failed start: the claim that follows counts it back.
+RELEASE = (
+    f"UPDATE async_jobs SET status = '{QUEUED}', lease_expires_at = :now, "
+    f"attempts = attempts - 1 WHERE {_MINE}"
+)
 PRUNE = (
     f"DELETE FROM async_jobs WHERE status NOT IN {_UNFINISHED} AND finished_at < :finished_before"
 )

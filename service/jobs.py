@@ -51,7 +51,7 @@ class JobRecord:
     lease_expires_at: float | None = None
     """Epoch seconds, by the store's clock; past it, any replica may take the job over."""
     attempts: int = 1
-    """Runs started, the first included."""
+    """Runs started, the first included, less those handed over by a stopping router."""
 
     @property
     def key(self) -> JobKey:

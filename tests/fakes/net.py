@@ -98,5 +98,8 @@ class ThreadedServer:
         return f"http://127.0.0.1:{self.port}"
 
     def stop(self) -> None:
+        """Shut the app down (its lifespan's shutdown included) and wait for it."""
         self.server.should_exit = True
-        self.thread.join(timeout=15)
+        self.thread.join(timeout=60)
+        if self.thread.is_alive():
+            raise RuntimeError(f"server on port {self.port} did not stop within 60 s")
