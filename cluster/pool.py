@@ -10,7 +10,13 @@ from typing import Any
 
 import httpx
 import openai
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+from langchain_core.messages import (
+    AIMessage,
+    BaseMessage,
+    HumanMessage,
+    SystemMessage,
+    convert_to_messages,
+)
 from langchain_openai import ChatOpenAI
 from pydantic import SecretStr
 
@@ -171,6 +177,8 @@ class LLMPool:
                     timeout=options.timeout_s,
                     max_retries=options.max_retries,
                     logprobs=options.request_logprobs or None,
+                    # A call streamed to a client (`stream_mode="messages"`) still counts.
+                    stream_usage=True,
                     http_async_client=self._http,
                     **options.extra_client_kwargs,
                 )
@@ -207,12 +215,15 @@ class LLMPool:
         *,
         node_id: str,
         system: str | None = None,
+        messages: list[dict[str, Any]] | None = None,
     ) -> CallResult:
-        """One chat completion; raises a RouterError subclass on failure."""
+        """One chat completion, of `prompt` or of the OpenAI-shaped conversation `messages`;
+        raises a RouterError subclass on failure."""
         endpoint = self.endpoint(model_name, node_id)
         params = self.checked(model_name, parameters)
+        sent = convert_to_messages(messages) if messages else _messages(prompt, system)
         async with self._tracked(endpoint) as call:
-            message = await endpoint.llm.ainvoke(_messages(prompt, system), **params)
+            message = await endpoint.llm.ainvoke(sent, **params)
         assert isinstance(message, AIMessage)
         return call_result(message, endpoint, call.latency_ms, int(time.time()))
 

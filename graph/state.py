@@ -60,6 +60,9 @@ class RouterInput(TypedDict, total=False):
     """Authenticated tenant, set by the service."""
     cache: bool
     """Serve and store this answer in the response cache even at temperature > 0."""
+    messages: list[dict[str, Any]]
+    """A whole conversation, OpenAI-shaped, sent to the model instead of the prompt alone
+    (the prompt is what is classified); single and fan-out calls only."""
 
 
 class BranchTask(TypedDict):
@@ -93,6 +96,8 @@ class BranchTask(TypedDict):
     """Models that may take the call on another node if this one's server fails."""
     tenant: str
     """Whose call it is: the cache never crosses tenants."""
+    messages: list[dict[str, Any]]
+    """The conversation to send instead of the prompt, when there is one."""
     cacheable: bool
     """Look the answer up in, and store it to, the response cache."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from typing import Any
 
 from langgraph.runtime import Runtime
@@ -17,7 +18,13 @@ from policies.usage import Usage
 
 
 async def _call(ctx: RouterContext, task: BranchTask, model: str, node_id: str) -> CallResult:
-    return await ctx.pool.call_model(model, task["prompt"], task["parameters"], node_id=node_id)
+    return await ctx.pool.call_model(
+        model,
+        task["prompt"],
+        task["parameters"],
+        node_id=node_id,
+        messages=task.get("messages") or None,
+    )
 
 
 async def call_model(state: BranchTask, runtime: Runtime[RouterContext]) -> dict[str, Any]:
@@ -30,7 +37,9 @@ async def call_model(state: BranchTask, runtime: Runtime[RouterContext]) -> dict
     model, node_id = task["model"], task["node_id"]
     result: CallResult | None = None
     error: ErrorInfo | None = None
-    key = cache_key(task["tenant"], model, task["prompt"], None, task["parameters"])
+    conversation = task.get("messages")
+    asked = json.dumps(conversation, sort_keys=True) if conversation else task["prompt"]
+    key = cache_key(task["tenant"], model, asked, None, task["parameters"])
     if task["cacheable"] and (cached := await ctx.cache.get(key)) is not None:
         ctx.scheduler.release_lease(task["lease_id"])
         hit = dataclasses.replace(cached, cache_hit=True)

@@ -40,6 +40,8 @@ def _task(
         failover_models=[lease.model] if state.get("models") else list(routing.candidates),
         tenant=state.get("tenant", ""),
         cacheable=cacheable(parameters, bool(state.get("cache"))),
+        # The conversation goes with calls of the request's own prompt, not chunks or steps.
+        messages=list(state.get("messages") or []) if prompt == state["prompt"] else [],
     )
 
 

@@ -51,6 +51,20 @@ class InvalidRequest(RouterError):
     http_status = 422
 
 
+class UnsupportedContent(InvalidRequest):
+    """A message part the router cannot send to its models (an image, audio)."""
+
+    code = "unsupported_content"
+    http_status = 400
+
+
+class ModelNotFound(RouterError):
+    """The OpenAI-compatible API was asked for a model name it does not offer."""
+
+    code = "model_not_found"
+    http_status = 404
+
+
 class UnknownModel(InvalidRequest):
     """No model of that name is configured."""
 

@@ -129,6 +129,11 @@ class LLMRouter:
         self.policy = policy
         self.judge = judge
 
+    @property
+    def models(self) -> tuple[str, ...]:
+        """Every model the router may pick, in config order."""
+        return self._models
+
     def require_model(self, name: str) -> str:
         """`name`, when the cluster knows such a model; UnknownModel naming the valid ones."""
         if name not in self._models:

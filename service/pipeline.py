@@ -158,7 +158,8 @@ class Pipeline:
             request = ProcessRequest.model_validate(fields)
         except ValidationError as exc:
             raise InvalidRequest(validation_message(exc)) from None
-        check_request(self._service.options, request.prompt, request.items)
+        conversation = [m.text() for m in request.messages]
+        check_request(self._service.options, request.prompt, request.items, conversation)
         context = self._service.context
         parameters = request.parameters.model_dump(exclude_none=True)
         for model in [*([request.model] if request.model else []), *request.models]:
@@ -487,6 +488,7 @@ def _http_code(status: int) -> str:
 _ENTRY_POINTS = {
     "/api/llm/process": "process",
     "/api/llm/test-classification": "test-classification",
+    "/v1/chat/completions": "openai/chat",
 }
 
 

@@ -6,6 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from policies.errors import UnsupportedContent
 from policies.types import MergeStrategy, NodeStatus, TaskType
 
 
@@ -26,6 +27,33 @@ class GenerationParameters(BaseModel):
     top_logprobs: int | None = Field(default=None, ge=0, le=20)
     n: Literal[1] | None = None
     """One answer per request (the router merges answers itself)."""
+
+
+class ChatMessage(BaseModel):
+    """One turn of a conversation, OpenAI-shaped."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | list[dict[str, Any]] | None = None
+    """Text, or OpenAI content parts (only `text` parts can be served)."""
+    name: str | None = Field(default=None, max_length=64)
+    tool_calls: list[dict[str, Any]] | None = None
+    tool_call_id: str | None = None
+
+    def text(self) -> str:
+        """The turn's text; UnsupportedContent for a part that is not text."""
+        if self.content is None or isinstance(self.content, str):
+            return self.content or ""
+        texts = []
+        for part in self.content:
+            if part.get("type") != "text" or not isinstance(part.get("text"), str):
+                raise UnsupportedContent(
+                    f"messages: a {part.get('type')!r} content part cannot be served; "
+                    "the models take text parts only"
+                )
+            texts.append(part["text"])
+        return "\n".join(texts)
 
 
 class ProcessRequest(BaseModel):
@@ -65,6 +93,9 @@ class ProcessRequest(BaseModel):
     """Use the response cache even when temperature is not 0."""
     job_id: str | None = Field(default=None, min_length=1, max_length=64, pattern=r"^[\w.:-]+$")
     """Resubmit a chain under its job_id to resume it from its last finished step."""
+    messages: list[ChatMessage] = Field(default_factory=list, max_length=256)
+    """A whole conversation, sent to the model instead of the prompt alone (the prompt is
+    what is classified)."""
     run_async: bool = Field(default=False, alias="async")
     """Answer 202 at once; poll `GET /api/llm/jobs/{job_id}`."""
 

@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from policies.errors import InvalidRequest
 from service.context import ServiceOptions
 
 
-def check_request(options: ServiceOptions, prompt: str, items: list[str]) -> None:
-    """InvalidRequest when the prompt is empty, or the prompt or batch is over its limit."""
+def check_request(
+    options: ServiceOptions, prompt: str, items: list[str], conversation: Sequence[str] = ()
+) -> None:
+    """InvalidRequest when the prompt is empty, or the prompt, the conversation or the batch
+    is over its limit."""
     if not prompt.strip():
         raise InvalidRequest("prompt is empty")
     if len(prompt) > options.max_prompt_chars:
         raise InvalidRequest(
             f"prompt: {len(prompt)} characters, over the limit of {options.max_prompt_chars}"
+        )
+    chars = sum(map(len, conversation))
+    if chars > options.max_prompt_chars:
+        raise InvalidRequest(
+            f"messages: {chars} characters, over the limit of {options.max_prompt_chars}"
         )
     if len(items) > options.max_items:
         raise InvalidRequest(f"items: {len(items)} items, over the limit of {options.max_items}")
