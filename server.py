@@ -13,6 +13,7 @@ from app.serving import build_service, serving
 from app.settings import Settings
 from service.errors import install_error_handlers
 from service.langserve_io import mount_graph
+from service.openai_api import router as openai_router
 from service.pipeline import Pipeline
 from service.routes import router as llm_router
 from service.settle import SettleAdmissions
@@ -42,6 +43,7 @@ def create_app(
     install_error_handlers(app)
     app.add_middleware(SettleAdmissions, pipeline=pipeline)
     app.include_router(llm_router)
+    app.include_router(openai_router)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, Any]:

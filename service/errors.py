@@ -37,8 +37,20 @@ def _detail(error: Any) -> dict[str, Any]:
     return {"loc": ["body"], "msg": str(error), "type": "invalid_body"}
 
 
-def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
-    return {"error": {"code": code, "message": message, **extra}}
+#: OpenAI's error `type` for a status, so that its clients read the router's errors.
+_OPENAI_TYPES = {
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    429: "rate_limit_error",
+}
+
+
+def error_body(code: str, message: str, status: int, **extra: Any) -> dict[str, Any]:
+    """`{"error": {...}}` with the router's `code` and `message`, and OpenAI's `type` and
+    `param`."""
+    kind = _OPENAI_TYPES.get(status, "invalid_request_error" if status < 500 else "server_error")
+    return {"error": {"code": code, "message": message, "type": kind, "param": None, **extra}}
 
 
 def router_error_response(exc: RouterError) -> JSONResponse:
@@ -46,7 +58,9 @@ def router_error_response(exc: RouterError) -> JSONResponse:
     if exc.retry_after_s is not None:
         headers["Retry-After"] = str(max(1, round(exc.retry_after_s)))
     return JSONResponse(
-        error_body(exc.code, exc.message), status_code=exc.http_status, headers=headers
+        error_body(exc.code, exc.message, exc.http_status),
+        status_code=exc.http_status,
+        headers=headers,
     )
 
 
@@ -67,7 +81,7 @@ def install_error_handlers(app: FastAPI) -> None:
         first = details[0] if details else {"loc": [], "msg": "invalid request"}
         where = ".".join(str(p) for p in first["loc"] if p != "body") or "body"
         return JSONResponse(
-            error_body("validation_error", f"{where}: {first['msg']}", details=details),
+            error_body("validation_error", f"{where}: {first['msg']}", 422, details=details),
             status_code=422,
         )
 
@@ -82,13 +96,17 @@ def install_error_handlers(app: FastAPI) -> None:
         assert isinstance(exc, StarletteHTTPException)
         code = _HTTP_CODES.get(exc.status_code, "http_error")
         return JSONResponse(
-            error_body(code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers
+            error_body(code, str(exc.detail), exc.status_code),
+            status_code=exc.status_code,
+            headers=exc.headers,
         )
 
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected error on %s %s", request.method, request.url.path)
         return JSONResponse(
-            error_body("internal_error", f"{type(exc).__name__}: the router failed; see its log"),
+            error_body(
+                "internal_error", f"{type(exc).__name__}: the router failed; see its log", 500
+            ),
             status_code=500,
         )
 

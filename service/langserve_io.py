@@ -62,7 +62,7 @@ class GraphSerializer(WellKnownLCSerializer):
             return json.dumps(obj, default=_default).encode()
 
 
-def _absorb(out: dict[str, Any], chunk: Any) -> None:
+def absorb(out: dict[str, Any], chunk: Any) -> None:
     """Add one `updates` chunk of the graph's stream to what the run has produced."""
     if not isinstance(chunk, dict):
         return
@@ -162,7 +162,7 @@ class GovernedGraph(Runnable[dict[str, Any], Any]):
                 async for chunk in service.graph.astream(
                     graph_input, config, context=service.context
                 ):
-                    _absorb(out, chunk)
+                    absorb(out, chunk)
                     run.out = cast(RouterOutput, out)
                     yield chunk
             except RouterError as exc:
