@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
+from langchain_core.messages import convert_to_messages
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from policies.errors import UnsupportedContent
@@ -40,6 +41,20 @@ class ChatMessage(BaseModel):
     name: str | None = Field(default=None, max_length=64)
     tool_calls: list[dict[str, Any]] | None = None
     tool_call_id: str | None = None
+
+    @model_validator(mode="after")
+    def _sendable(self) -> ChatMessage:
+        if self.role == "tool" and not self.tool_call_id:
+            raise ValueError("a tool message needs the tool_call_id it answers")
+        if self.role == "assistant" and self.content is None and not self.tool_calls:
+            raise ValueError("an assistant message needs content or tool_calls")
+        if self.role in ("system", "developer", "user") and self.content is None:
+            raise ValueError(f"a {self.role} message needs content")
+        try:
+            convert_to_messages([self.model_dump(exclude_none=True)])
+        except (ValueError, TypeError, KeyError) as exc:
+            raise ValueError(f"not a message the models can take: {exc}") from None
+        return self
 
     def text(self) -> str:
         """The turn's text; UnsupportedContent for a part that is not text."""

@@ -118,6 +118,16 @@ def test_bad_requests_get_openai_shaped_4xx(router: str) -> None:
             "role",
         ),
         ({"model": "auto", "messages": user, "n": 2}, openai.UnprocessableEntityError, "n"),
+        (
+            {"model": "auto", "messages": [*user, {"role": "tool", "content": "42"}]},
+            openai.UnprocessableEntityError,
+            "tool_call_id",
+        ),
+        (
+            {"model": "auto", "messages": [{"role": "user"}]},
+            openai.UnprocessableEntityError,
+            "needs content",
+        ),
         ({"model": "gpt-9", "messages": user}, openai.NotFoundError, "valid: auto"),
         (
             {
