@@ -17,20 +17,18 @@ import dataclasses
 import json
 import logging
 import time
-from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import aiosqlite
 import psycopg
 
-from cluster.postgres import UNREACHABLE
+from cluster.postgres import UNREACHABLE, Deadline
 from policies.errors import StoreUnavailable
 from service.audit import AuditQuery, AuditRecord, PostgresAuditStore
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
 #: What PostgreSQL raises for a record it will never take (bad data). Any other database
 #: error (a dropped table, a revoked grant) is about the store, not the record: records wait
 #: in the spool for it to be put right.
@@ -128,12 +126,11 @@ class SpooledAuditStore:
         self._primary = primary
         self._spool = spool
         self._spooling = spooling
-        self._timeout_s = timeout_s
+        self._bounded = Deadline(timeout_s)
         self._lock = asyncio.Lock()
         """Held to read or change spool mode, so no write slips past the spool's order."""
         self._drain_lock = asyncio.Lock()
         """One drain at a time: two would write the same records, an older over a newer."""
-        self._abandoned: set[asyncio.Task[Any]] = set()
 
     @classmethod
     async def open(cls, url: str, spool_path: Path, *, timeout_s: float = 3.0) -> SpooledAuditStore:
@@ -149,34 +146,6 @@ class SpooledAuditStore:
                 log.warning("audit trail unreachable at start, spooling records locally: %s", exc)
                 store._spooling = True
         return store
-
-    async def _bounded(self, work: Coroutine[Any, Any, T]) -> T:
-        """`work`'s result, or TimeoutError once it has taken `timeout_s`.
-
-        Not asyncio.wait_for: that waits for the cancelled work to unwind, and psycopg, on a
-        PostgreSQL that holds the connection open without answering, spends up to 10 s more
-        trying to cancel the query. The late work is cancelled and left to unwind alone. An
-        abandoned write commits nothing unless its COMMIT had already left, and then its row
-        lock holds a later write of the same record until it is done: the order stands.
-        """
-        task = asyncio.ensure_future(work)
-        try:
-            done, _ = await asyncio.wait({task}, timeout=self._timeout_s)
-        except asyncio.CancelledError:
-            task.cancel()
-            raise
-        if task in done:
-            return task.result()
-        task.cancel()
-        self._abandoned.add(task)  # a strong reference until it ends
-        task.add_done_callback(self._forget)
-        raise TimeoutError(f"PostgreSQL did not answer within {self._timeout_s:g} s")
-
-    def _forget(self, task: asyncio.Task[Any]) -> None:
-        self._abandoned.discard(task)
-        # Its outcome is read here, or asyncio would warn that nobody retrieved it.
-        if not task.cancelled() and (exc := task.exception()) is not None:
-            log.debug("abandoned PostgreSQL call ended: %s", exc)
 
     async def _bury(self, record: AuditRecord, exc: Exception, seq: int | None = None) -> None:
         log.error(

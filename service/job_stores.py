@@ -8,23 +8,21 @@ clocks say; SQLite's `now` is this machine's.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Coroutine, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import aiosqlite
 
-from cluster.postgres import open_pool
+from cluster.postgres import Deadline, open_pool
 from service.jobs import QUEUED, UNFINISHED, JobKey, JobRecord
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 COLUMNS = (
     "tenant",
@@ -258,9 +256,8 @@ class PostgresJobStore:
 
     def __init__(self, pool: Any, timeout_s: float = 3.0) -> None:
         self._pool = pool
-        self._timeout_s = timeout_s
+        self._bounded = Deadline(timeout_s)
         self._schema_ready = False
-        self._abandoned: set[asyncio.Task[Any]] = set()
 
     @classmethod
     async def open(cls, url: str, *, timeout_s: float = 3.0) -> PostgresJobStore:
@@ -268,30 +265,6 @@ class PostgresJobStore:
         first connection that works. A call it does not answer within `timeout_s` raises
         TimeoutError."""
         return cls(await open_pool(url), timeout_s)
-
-    async def _bounded(self, work: Coroutine[Any, Any, T]) -> T:
-        """`work`'s result, or TimeoutError after `timeout_s`: a PostgreSQL that holds its
-        connections without answering must not hold a request, a heartbeat or a shutdown.
-        Not asyncio.wait_for, which waits for the cancelled work to unwind (psycopg's cancel
-        of a query can take seconds more): the late work unwinds alone."""
-        task = asyncio.ensure_future(work)
-        try:
-            done, _ = await asyncio.wait({task}, timeout=self._timeout_s)
-        except asyncio.CancelledError:
-            task.cancel()
-            raise
-        if task in done:
-            return task.result()
-        task.cancel()
-        self._abandoned.add(task)  # a strong reference until it ends
-        task.add_done_callback(self._forget)
-        raise TimeoutError(f"PostgreSQL did not answer within {self._timeout_s:g} s")
-
-    def _forget(self, task: asyncio.Task[Any]) -> None:
-        self._abandoned.discard(task)
-        # Read here, or asyncio would warn that nobody retrieved it.
-        if not task.cancelled() and (exc := task.exception()) is not None:
-            log.debug("abandoned PostgreSQL call ended: %s", exc)
 
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[Any]:
