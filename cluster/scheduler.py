@@ -170,12 +170,8 @@ class JobScheduler:
         return self._ledger
 
     async def refresh(self) -> None:
-        """Take every replica's reservations and waiting jobs from a shared ledger (for a
-        view of the whole cluster; placing work does it by itself)."""
-        await self._refresh()
-
-    async def _refresh(self) -> None:
-        """Take every replica's reservations and waiting jobs from a shared ledger."""
+        """Take every replica's reservations and waiting jobs from a shared ledger (placing
+        work does it by itself; a view of the whole cluster calls it first)."""
         if not self._ledger.shared:
             return
         nodes = self._registry.all()
@@ -285,7 +281,7 @@ class JobScheduler:
         a shared ledger, binding across replicas."""
         await self._join()
         for _ in range(CLAIM_ATTEMPTS):
-            await self._refresh()
+            await self.refresh()
             lease = self._try_local(
                 job_id,
                 models,
@@ -499,7 +495,7 @@ class JobScheduler:
         waiter of another replica that comes first and has room now is left its models."""
         if not self._queue:
             return
-        await self._refresh()
+        await self.refresh()
         wall = time.time()
         entries: list[tuple[int, float, int, _Waiter | WaitingJob]] = [
             (w.priority, w.wall_enqueued_at, w.seq, w) for w in self._queue

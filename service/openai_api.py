@@ -96,9 +96,8 @@ def _asked(messages: list[ChatMessage]) -> str:
 def _graph_input(
     body: ChatCompletionRequest, service: Any, user: str, tenant: str
 ) -> dict[str, Any]:
-    """The graph input for a chat request; ModelNotFound for an unknown `model`."""
-    for message in body.messages:
-        message.text()  # UnsupportedContent for parts that cannot be served
+    """The graph input for a chat request; ModelNotFound for an unknown `model`. Content
+    parts that cannot be served are refused where every request is validated."""
     graph_input: dict[str, Any] = {
         "prompt": _asked(body.messages),
         "messages": [m.model_dump(exclude_none=True) for m in body.messages],
