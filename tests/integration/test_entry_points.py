@@ -1,4 +1,6 @@
-"""One matrix over every entry point that takes an LLM request: the same pipeline everywhere.
+"""One matrix over every entry point that takes an LLM request: the same pipeline everywhere
+(`/process`, every LangServe route, the OpenAI-compatible chat route, test-classification
+with a judge).
 
 Unauthenticated → 401; identity from the token whatever the body says; exactly one audit
 record per request (a batch input is a request) with the right tenant, user, model, entry
@@ -30,6 +32,13 @@ from tests.integration.conftest import SECRET
 LIMITED_RPM = 9
 ASK = {"prompt": "Write a YARA rule for this loader", "task_type": "rule_generation"}
 FORGED = {"user": "mallory", "tenant": "evil-corp"}
+#: The same ask through the OpenAI-compatible API; its `user` is OpenAI's end-user field, which
+#: never names the caller either.
+CHAT = {
+    "model": "rule_generation",
+    "messages": [{"role": "user", "content": ASK["prompt"]}],
+    "user": "mallory",
+}
 
 
 @dataclass(frozen=True)
@@ -78,6 +87,10 @@ ENTRY_POINTS = [
         "graph/stream_events",
         lambda c: c.post("/graph/stream_events", json={"input": ASK}),
     ),
+    EntryPoint("openai/chat", lambda c: c.post("/v1/chat/completions", json=CHAT)),
+    EntryPoint(
+        "openai/chat", lambda c: c.post("/v1/chat/completions", json={**CHAT, "stream": True})
+    ),
     EntryPoint(
         "test-classification",
         lambda c: c.post("/api/llm/test-classification", json={"prompt": "Is this bad?"}),
@@ -92,6 +105,8 @@ IDS = [
     "graph-stream",
     "graph-stream_log",
     "graph-stream_events",
+    "openai-chat",
+    "openai-chat-stream",
     "test-classification",
 ]
 
