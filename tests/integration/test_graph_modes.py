@@ -211,14 +211,11 @@ async def test_failed_server_fails_over_to_another_capable_node(
     assert runtime.scheduler.leases() == []
 
 
-async def test_fan_out_wall_time_stays_close_to_the_slowest_branch(
+async def test_fan_out_branches_run_at_the_same_time(
     graph: Any, runtime: RouterRuntime, fake_cluster: FakeCluster
 ) -> None:
-    import time
-
     fake_cluster.node1.behaviour.delay_s = 0.6
-    fake_cluster.node2.behaviour.delay_s = 0.3
-    started = time.perf_counter()
+    fake_cluster.node2.behaviour.delay_s = 0.6
     out = await run(
         graph,
         runtime,
@@ -226,6 +223,8 @@ async def test_fan_out_wall_time_stays_close_to_the_slowest_branch(
         models=["deepseek", "llama31", "phi4", "granite-guardian"],
         merge_strategy="concatenate",
     )
-    elapsed = time.perf_counter() - started
     assert len(out["result"]["branches"]) == 4
-    assert elapsed < 0.6 + 0.35  # slowest branch plus overhead, not the 1.5 s sum
+    # Node 2's three models were answering at once, not one after another (counted by the
+    # node itself, so a busy machine cannot make this pass or fail).
+    assert fake_cluster.node2.max_in_flight == 3
+    assert fake_cluster.node1.max_in_flight == 1
