@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from policies.usage import Usage
 
@@ -28,6 +29,8 @@ class Completion:
     """Tokens consumed."""
     created: int | None = None
     """Unix time the server answered (none for merged answers)."""
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    """The tools the model called, OpenAI-shaped (`id`, `type`, `function`)."""
 
 
 @dataclass(frozen=True)

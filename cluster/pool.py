@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +50,11 @@ ALLOWED_PARAMETERS = frozenset(
         "frequency_penalty",
         "top_logprobs",
         "n",
+        # OpenAI's tool calling and structured output, which vLLM serves.
+        "tools",
+        "tool_choice",
+        "parallel_tool_calls",
+        "response_format",
     }
 )
 
@@ -71,6 +78,17 @@ class PoolOptions:
     max_retries: int = 1
     request_logprobs: bool = True
     extra_client_kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+def _wire(params: dict[str, Any]) -> dict[str, Any]:
+    """Parameters as ChatOpenAI sends them untouched. Given `response_format`, it would switch
+    to the SDK's client-side parsing (which refuses non-strict tools); the router passes the
+    format through in the body instead, and vLLM enforces it."""
+    if "response_format" not in params:
+        return params
+    wired = dict(params)
+    wired["extra_body"] = {"response_format": wired.pop("response_format")}
+    return wired
 
 
 def check_parameters(parameters: dict[str, Any] | None) -> dict[str, Any]:
@@ -117,6 +135,7 @@ def call_result(
     confidence = confidence_from_logprobs([t["logprob"] for t in tokens if "logprob" in t])
     content = message.content if isinstance(message.content, str) else str(message.content)
     completion = Completion(
+        tool_calls=openai_tool_calls(message),
         id=str(meta.get("id") or message.id),
         model=str(meta.get("model_name") or endpoint.served_name),
         content=content,
@@ -132,6 +151,40 @@ def call_result(
         latency_ms=round(latency_ms, 3),
         confidence=confidence,
     )
+
+
+def openai_tool_calls(message: AIMessage) -> list[dict[str, Any]]:
+    """The message's tool calls as OpenAI sends them; unparsable arguments as written."""
+    calls = [(c["id"], c["name"], json.dumps(c["args"])) for c in message.tool_calls] + [
+        (c["id"], c["name"], c["args"]) for c in message.invalid_tool_calls
+    ]
+    return [
+        {"id": id_, "type": "function", "function": {"name": name, "arguments": args or ""}}
+        for id_, name, args in calls
+    ]
+
+
+#: The HTTP responses of the model call running in this task.
+_responses: ContextVar[list[httpx.Response] | None] = ContextVar("pool_responses", default=None)
+
+
+async def _remember_response(response: httpx.Response) -> None:
+    held = _responses.get()
+    if held is not None:
+        held.append(response)
+
+
+async def _close_responses(opened: Token[list[httpx.Response] | None]) -> None:
+    """Close the call's streamed responses that are still open, so the server stops at once.
+
+    A call cancelled between two chunks leaves LangChain's stream generator suspended, and
+    its response would close only when that generator is collected: maybe seconds later,
+    while vLLM kept generating for nobody.
+    """
+    for response in _responses.get() or []:
+        if not response.is_closed:
+            await response.aclose()
+    _responses.reset(opened)
 
 
 @dataclass
@@ -165,6 +218,7 @@ class LLMPool:
         self._http = httpx.AsyncClient(
             timeout=options.timeout_s,
             limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
+            event_hooks={"response": [_remember_response]},
         )
         for node in cluster.nodes:
             for model, dep in node.models.items():
@@ -179,6 +233,10 @@ class LLMPool:
                     logprobs=options.request_logprobs or None,
                     # A call streamed to a client (`stream_mode="messages"`) still counts.
                     stream_usage=True,
+                    # httpx's read timeout bounds each chunk already. LangChain's own bound
+                    # waits through asyncio.wait_for, which on Python 3.11 can swallow the
+                    # cancellation of a call whose client left, streaming on for nobody.
+                    stream_chunk_timeout=None,
                     http_async_client=self._http,
                     **options.extra_client_kwargs,
                 )
@@ -223,7 +281,7 @@ class LLMPool:
         params = self.checked(model_name, parameters)
         sent = convert_to_messages(messages) if messages else _messages(prompt, system)
         async with self._tracked(endpoint) as call:
-            message = await endpoint.llm.ainvoke(sent, **params)
+            message = await endpoint.llm.ainvoke(sent, **_wire(params))
         assert isinstance(message, AIMessage)
         return call_result(message, endpoint, call.latency_ms, int(time.time()))
 
@@ -240,7 +298,7 @@ class LLMPool:
         endpoint = self.endpoint(model_name, node_id)
         params = self.checked(model_name, parameters)
         async with self._tracked(endpoint):
-            async for chunk in endpoint.llm.astream(_messages(prompt, system), **params):
+            async for chunk in endpoint.llm.astream(_messages(prompt, system), **_wire(params)):
                 if isinstance(chunk.content, str) and chunk.content:
                     yield chunk.content
 
@@ -262,6 +320,7 @@ class LLMPool:
         where = (endpoint.node_id, endpoint.model)
         self._health.record_call(*where)
         started = self._clock()
+        opened = _responses.set([])
         try:
             yield call
         except (openai.OpenAIError, TimeoutError, OSError) as exc:
@@ -271,5 +330,7 @@ class LLMPool:
                 *where, f"{type(exc).__name__}: {exc}", server_side=not (refused or slow)
             )
             raise _error_from(exc, endpoint) from exc
+        finally:
+            await _close_responses(opened)
         call.latency_ms = (self._clock() - started) * 1000
         self._health.record_success(*where)

@@ -11,7 +11,7 @@ import asyncio
 import dataclasses
 import json
 from collections.abc import AsyncIterator, Sequence
-from typing import Any, cast
+from typing import Any
 
 import orjson
 from fastapi import Depends, FastAPI, Request
@@ -24,11 +24,9 @@ from langserve.serialization import WellKnownLCSerializer
 from langserve.serialization import default as langserve_default
 from pydantic import BaseModel, ValidationError
 
-from graph.records import reservation_key
 from graph.state import RouterOutput
-from policies.errors import RouterError
-from policies.usage import Usage
-from service.context import OUTPUT_KEYS, ServiceContext, current_principal
+from service.context import ServiceContext, current_principal
+from service.graph_stream import StreamFailed, governed_stream
 from service.pipeline import Pipeline, Ticket
 from service.responses import error_json, jsonable
 from service.schemas import GraphOutput
@@ -60,20 +58,6 @@ class GraphSerializer(WellKnownLCSerializer):
         except orjson.JSONEncodeError:
             # orjson stops at 64-bit integers, which a caller's config metadata may exceed.
             return json.dumps(obj, default=_default).encode()
-
-
-def absorb(out: dict[str, Any], chunk: Any) -> None:
-    """Add one `updates` chunk of the graph's stream to what the run has produced."""
-    if not isinstance(chunk, dict):
-        return
-    for update in chunk.values():
-        if not isinstance(update, dict):
-            continue
-        for key in OUTPUT_KEYS & update.keys():
-            if key == "usage":
-                out["usage"] = out.get("usage", Usage()) + update["usage"]
-            else:
-                out[key] = update[key]
 
 
 class GovernedGraph(Runnable[dict[str, Any], Any]):
@@ -155,25 +139,14 @@ class GovernedGraph(Runnable[dict[str, Any], Any]):
     ) -> AsyncIterator[Any]:
         [ticket] = self._tickets(config, 1)
         graph_input = self._input(input, ticket)
-        service = self._service
-        async with self._pipeline.outcome(ticket) as run:
-            out: dict[str, Any] = {}
-            try:
-                async for chunk in service.graph.astream(
-                    graph_input, config, context=service.context
-                ):
-                    absorb(out, chunk)
-                    run.out = cast(RouterOutput, out)
-                    yield chunk
-            except RouterError as exc:
-                # Raised here, the failure would cut the connection after LangServe's opaque
-                # error event: the stream ends with the error itself instead.
-                run.failure = exc
-                yield {"error": error_json(exc.info())}
-            finally:
-                service.context.scheduler.release_job(
-                    reservation_key(ticket.principal.tenant, ticket.job_id)
-                )
+        async for item in governed_stream(
+            self._service, self._pipeline, ticket, graph_input, config=config
+        ):
+            # A failure raised here would cut the connection after LangServe's opaque error
+            # event: the stream ends with the error itself instead.
+            yield (
+                {"error": error_json(item.error.info())} if isinstance(item, StreamFailed) else item
+            )
 
 
 def mount_graph(app: FastAPI, service: ServiceContext, pipeline: Pipeline) -> None:

@@ -69,6 +69,15 @@ def usage_json(usage: Usage) -> dict[str, int]:
     return dataclasses.asdict(usage)
 
 
+def message_json(c: Completion) -> dict[str, Any]:
+    """The assistant turn: its text, or none beside the tools it called, as OpenAI sends it."""
+    message: dict[str, Any] = {"role": "assistant", "content": c.content}
+    if c.tool_calls:
+        message["content"] = c.content or None
+        message["tool_calls"] = list(c.tool_calls)
+    return message
+
+
 def completion_json(c: Completion) -> dict[str, Any]:
     """OpenAI's chat-completion shape."""
     out: dict[str, Any] = {"id": c.id, "object": "chat.completion"}
@@ -76,13 +85,7 @@ def completion_json(c: Completion) -> dict[str, Any]:
         out["created"] = c.created
     out.update(
         model=c.model,
-        choices=[
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": c.content},
-                "finish_reason": c.finish_reason,
-            }
-        ],
+        choices=[{"index": 0, "message": message_json(c), "finish_reason": c.finish_reason}],
         usage=usage_json(c.usage),
     )
     return out

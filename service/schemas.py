@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from policies.errors import UnsupportedContent
 from policies.types import MergeStrategy, NodeStatus, TaskType
+from service.tool_schemas import ResponseFormat, Tool, ToolCall, ToolChoice, check_tools
 
 
 class GenerationParameters(BaseModel):
@@ -28,6 +29,18 @@ class GenerationParameters(BaseModel):
     top_logprobs: int | None = Field(default=None, ge=0, le=20)
     n: Literal[1] | None = None
     """One answer per request (the router merges answers itself)."""
+    tools: list[Tool] | None = Field(default=None, min_length=1, max_length=128)
+    """Functions the model may call (single calls: fan-outs merge text)."""
+    tool_choice: ToolChoice | None = None
+    """`none`, `auto`, `required`, or one function by name."""
+    parallel_tool_calls: bool | None = None
+    response_format: ResponseFormat | None = None
+    """`json_object`, or `json_schema` with the schema vLLM holds the answer to."""
+
+    @model_validator(mode="after")
+    def _tools_agree(self) -> GenerationParameters:
+        check_tools(self.tools, self.tool_choice)
+        return self
 
 
 class ChatMessage(BaseModel):
@@ -39,15 +52,22 @@ class ChatMessage(BaseModel):
     content: str | list[dict[str, Any]] | None = None
     """Text, or OpenAI content parts (only `text` parts can be served)."""
     name: str | None = Field(default=None, max_length=64)
-    tool_calls: list[dict[str, Any]] | None = None
-    tool_call_id: str | None = None
+    tool_calls: list[ToolCall] | None = Field(default=None, max_length=128)
+    """The calls an assistant turn made."""
+    tool_call_id: str | None = Field(default=None, max_length=256)
+    """The call a tool turn answers."""
 
     @model_validator(mode="after")
     def _sendable(self) -> ChatMessage:
         if self.role == "tool" and not self.tool_call_id:
             raise ValueError("a tool message needs the tool_call_id it answers")
-        if self.role == "assistant" and self.content is None and not self.tool_calls:
-            raise ValueError("an assistant message needs content or tool_calls")
+        if self.tool_calls is not None and self.role != "assistant":
+            raise ValueError("only an assistant message makes tool_calls")
+        if self.role == "assistant" and self.content is None:
+            if not self.tool_calls:
+                raise ValueError("an assistant message needs content or tool_calls")
+            # OpenAI sends a turn that only calls tools with no content; LangChain needs one.
+            self.content = ""
         if self.role in ("system", "developer", "user") and self.content is None:
             raise ValueError(f"a {self.role} message needs content")
         try:

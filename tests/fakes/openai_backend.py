@@ -23,6 +23,8 @@ from starlette.routing import Route
 from tests.fakes.net import free_port
 
 Reply = Callable[[str, list[dict[str, Any]]], str]
+ToolUse = Callable[[dict[str, Any]], list[dict[str, Any]] | None]
+"""Given a request body, the tool calls to answer with (`id`, `name`, `arguments`), or None."""
 
 
 def echo_reply(model: str, messages: list[dict[str, Any]]) -> str:
@@ -30,11 +32,15 @@ def echo_reply(model: str, messages: list[dict[str, Any]]) -> str:
     return f"{model}: {str(messages[-1]['content'])[:40]}"
 
 
+FUNCTION = ("name", "arguments")
+
+
 @dataclass
 class Behaviour:
     """How the fake answers; tests change it between requests."""
 
     reply: Reply = echo_reply
+    tool_use: ToolUse | None = None
     delay_s: float = 0.0
     fail_status: int | None = None
     logprob: float | None = -0.1
@@ -47,6 +53,10 @@ class Behaviour:
     """Names `/v1/models` lists; every name is accepted when None."""
     waiting: float = 0.0
     kv_cache_usage: float = 0.0
+    stream_gap_s: float = 0.0
+    """Pause between streamed words, as a model generating them would."""
+    die_after_words: int | None = None
+    """Drop the connection after streaming this many words, as a crashing server would."""
 
 
 @dataclass
@@ -59,6 +69,8 @@ class Call:
     messages: list[dict[str, Any]]
     body: dict[str, Any]
     at: float
+    streamed_at: float | None = None
+    """When a streamed answer's last word went out."""
 
 
 class FakeOpenAIBackend:
@@ -85,9 +97,8 @@ class FakeOpenAIBackend:
             path_model = request.path_params.get("model")
             served = str(body.get("model"))
             b = self.behaviour
-            self.calls.append(
-                Call(self.node, path_model, served, body["messages"], body, time.time())
-            )
+            call = Call(self.node, path_model, served, body["messages"], body, time.time())
+            self.calls.append(call)
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
             try:
@@ -102,12 +113,20 @@ class FakeOpenAIBackend:
                     {"error": {"message": "fake failure", "type": "server_error"}},
                     status_code=fail_status,
                 )
-            text = b.reply(path_model or served, body["messages"])
+            calls = None if b.tool_use is None or not body.get("tools") else b.tool_use(body)
+            text = "" if calls else b.reply(path_model or served, body["messages"])
             choice: dict[str, Any] = {
                 "index": 0,
                 "message": {"role": "assistant", "content": text},
                 "finish_reason": b.finish_reason,
             }
+            if calls:
+                choice["message"]["content"] = None
+                choice["message"]["tool_calls"] = [
+                    {"id": c["id"], "type": "function", "function": {k: c[k] for k in FUNCTION}}
+                    for c in calls
+                ]
+                choice["finish_reason"] = "tool_calls"
             logprob = b.per_model_logprob.get(path_model or served, b.logprob)
             if body.get("logprobs") and logprob is not None:
                 tokens = text.split() or [""]
@@ -127,7 +146,7 @@ class FakeOpenAIBackend:
             response_id = f"chatcmpl-{self.node}-{next(self._ids)}"
             if body.get("stream"):
                 return StreamingResponse(
-                    _sse_chunks(response_id, served, choice, usage, body),
+                    _sse_chunks(response_id, served, choice, usage, body, call, b),
                     media_type="text/event-stream",
                 )
             return JSONResponse(
@@ -206,11 +225,13 @@ async def _sse_chunks(
     choice: dict[str, Any],
     usage: dict[str, int],
     body: dict[str, Any],
+    call: Call,
+    behaviour: Behaviour,
 ) -> Any:
     """The answer as OpenAI streaming chunks, one word each, as vLLM streams them."""
     import json
 
-    words = str(choice["message"]["content"]).split(" ")
+    words = str(choice["message"]["content"] or "").split(" ")
     logprobs = (choice.get("logprobs") or {}).get("content") or []
     base = {
         "id": response_id,
@@ -225,7 +246,24 @@ async def _sse_chunks(
         chunk_choice: dict[str, Any] = {"index": 0, "delta": delta, "finish_reason": None}
         if i < len(logprobs):
             chunk_choice["logprobs"] = {"content": [logprobs[i]]}
+        if i and behaviour.stream_gap_s:
+            await asyncio.sleep(behaviour.stream_gap_s)
+        if i == behaviour.die_after_words:
+            raise ConnectionAbortedError(f"{call.node} died mid-answer")
         yield f"data: {json.dumps({**base, 'choices': [chunk_choice]})}\n\n"
+    call.streamed_at = time.time()
+    for index, call in enumerate(choice["message"].get("tool_calls") or []):
+        function = call["function"]
+        half = len(function["arguments"]) // 2
+        pieces = [
+            {"id": call["id"], "type": "function", "function": {"name": function["name"]}},
+            {"function": {"arguments": function["arguments"][:half]}},
+            {"function": {"arguments": function["arguments"][half:]}},
+        ]
+        for piece in pieces:
+            delta = {"tool_calls": [{"index": index, **piece}]}
+            chunk_choice = {"index": 0, "delta": delta, "finish_reason": None}
+            yield f"data: {json.dumps({**base, 'choices': [chunk_choice]})}\n\n"
     final = {"index": 0, "delta": {}, "finish_reason": choice["finish_reason"]}
     yield f"data: {json.dumps({**base, 'choices': [final]})}\n\n"
     if (body.get("stream_options") or {}).get("include_usage"):
