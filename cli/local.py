@@ -15,8 +15,10 @@ from typing import Any
 
 import httpx
 
+from app.settings import Settings
+from cluster.config import load_cluster_config
 from devnodes.environment import ModelKind, cache_dir, model_dir, vllm_python
-from devnodes.servers import VllmServer, local_servers, write_cluster_config
+from devnodes.servers import DEFAULT_CLUSTER, VllmServer, local_servers, write_cluster_config
 
 DEMO_REQUESTS: list[tuple[str, dict[str, Any]]] = [
     (
@@ -81,9 +83,64 @@ def running_nodes(kind: ModelKind, base_port: int) -> Iterator[tuple[list[VllmSe
         config = write_cluster_config(servers, cache_dir() / "local-cluster.yaml")
         yield servers, config
     finally:
-        for server in servers:
-            server.stop()
+        with _interrupts_held():
+            for server in servers:
+                server.stop()
         _progress("servers stopped")
+
+
+@contextmanager
+def _interrupts_held() -> Iterator[None]:
+    """Ignore Ctrl-C for the block: a second one while the servers stop would leave them
+    running, holding their ports. Only the main thread can change signal handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _reachable(url: str) -> bool:
+    """Whether anything answers HTTP at `url` within a second."""
+    try:
+        httpx.get(url, timeout=1.0)
+    except httpx.HTTPError:
+        return False
+    return True
+
+
+def _why_local(settings: Settings, mode: str, dev: bool) -> str | None:
+    """Why `serve` should start local nodes, or None when it should route to the cluster."""
+    if mode == "never" or (mode == "auto" and not dev):
+        return None
+    if mode == "always":
+        return "--local-nodes always"
+    configured = settings.cluster_config.resolve() != DEFAULT_CLUSTER.resolve()
+    if configured or settings.node_url_overrides():
+        return None  # configured nodes win, reachable or not
+    nodes = load_cluster_config(settings.cluster_config).nodes
+    if any(_reachable(node.url) for node in nodes):
+        return None
+    return f"no node of the default cluster answers ({', '.join(n.url for n in nodes)})"
+
+
+@contextmanager
+def nodes_for_serving(
+    settings: Settings, mode: str, dev: bool, kind: ModelKind, base_port: int
+) -> Iterator[Settings]:
+    """The settings to serve with: as given, or pointed at local vLLM nodes started here
+    (and stopped when the block ends) when `mode` and the cluster call for them."""
+    why = _why_local(settings, mode, dev)
+    if why is None:
+        yield settings
+        return
+    _progress(f"{why}: starting local vLLM nodes on the CPU ({kind})")
+    with running_nodes(kind, base_port) as (_, config):
+        _progress("routing to the local nodes; Ctrl-C stops the router and them")
+        yield settings.model_copy(update={"cluster_config": config})
 
 
 def _wait_for_interrupt() -> None:

@@ -7,8 +7,10 @@ import json
 import os
 import re
 import secrets
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -68,22 +70,41 @@ def cmd_serve(args: argparse.Namespace) -> int:
             f"operator):\n{token}",
             flush=True,
         )
-    if args.workers == 1:
-        app = create_app(settings)
-        uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
-        return 0
-    # Workers are processes of their own: they build the app from the environment, which
-    # carries what the command line set.
-    os.environ.update(_worker_environment(settings))
-    uvicorn.run(
-        "server:app_from_environment",
-        factory=True,
-        workers=args.workers,
-        host=args.host,
-        port=args.port,
-        log_level=args.log_level,
-    )
+    with local.nodes_for_serving(
+        settings, args.local_nodes, args.dev, args.local_model, args.local_base_port
+    ) as settings:
+        if args.workers == 1:
+            app = create_app(settings)
+            with _ctrl_c_handled_by_uvicorn():
+                uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+            return 0
+        # Workers are processes of their own: they build the app from the environment, which
+        # carries what the command line set.
+        os.environ.update(_worker_environment(settings))
+        uvicorn.run(
+            "server:app_from_environment",
+            factory=True,
+            workers=args.workers,
+            host=args.host,
+            port=args.port,
+            log_level=args.log_level,
+        )
     return 0
+
+
+@contextmanager
+def _ctrl_c_handled_by_uvicorn() -> Iterator[None]:
+    """Let Ctrl-C end `uvicorn.run` as a return, not a traceback.
+
+    uvicorn shuts down on SIGINT, then raises the signal again for the handler it found. The
+    default one would interrupt asyncio's runner mid-shutdown (a KeyboardInterrupt traceback
+    and a cancelled lifespan in the log); this one has nothing left to do.
+    """
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: None)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _worker_environment(settings: Settings) -> dict[str, str]:
@@ -239,6 +260,17 @@ def parser() -> argparse.ArgumentParser:
         "--dev",
         action="store_true",
         help="ephemeral JWT secret; prints an admin token for this run",
+    )
+    serve.add_argument(
+        "--local-nodes",
+        choices=["auto", "always", "never"],
+        default="auto",
+        help="start vLLM nodes on this machine's CPU; auto: with --dev, when no node is "
+        "configured and none of the default cluster's answers",
+    )
+    serve.add_argument("--local-model", choices=["smollm2", "tiny"], default="smollm2")
+    serve.add_argument(
+        "--local-base-port", type=int, default=8100, help="local nodes use base+1, base+2"
     )
     serve.set_defaults(func=cmd_serve)
 
