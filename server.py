@@ -6,13 +6,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Response
 
 from app.runtime import RouterRuntime, build_runtime
 from app.serving import build_service, serving
 from app.settings import Settings
 from service.errors import install_error_handlers
 from service.langserve_io import mount_graph
+from service.metrics import CONTENT_TYPE, exposition
 from service.openai_api import router as openai_router
 from service.pipeline import Pipeline
 from service.routes import router as llm_router
@@ -49,6 +50,11 @@ def create_app(
     async def healthz() -> dict[str, Any]:
         """Liveness, without authentication."""
         return {"status": "ok", "nodes_available": runtime.registry.available_count()}
+
+    @app.get("/metrics", tags=["health"], response_class=Response)
+    async def metrics() -> Response:
+        """Prometheus metrics, without authentication; no label names a tenant or user."""
+        return Response(exposition(runtime.context.metrics.registry), media_type=CONTENT_TYPE)
 
     mount_graph(app, service, pipeline)
     return app

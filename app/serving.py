@@ -15,6 +15,7 @@ from service.audit_spool import SpooledAuditStore
 from service.auth import Authenticator, Principal, load_api_keys
 from service.context import ServiceContext, ServiceOptions
 from service.job_runner import JobRunner
+from service.metrics import LiveState, RequestMetrics
 from service.pipeline import Pipeline
 from service.ratelimit import RateLimiter, load_limits
 
@@ -31,6 +32,8 @@ def build_authenticator(settings: Settings) -> Authenticator:
 def build_service(runtime: RouterRuntime) -> ServiceContext:
     """The service over `runtime`; its stores open when it starts serving (`serving`)."""
     settings = runtime.settings
+    metrics = runtime.context.metrics.registry
+    metrics.register(LiveState(runtime.registry, runtime.context.scheduler))
     return ServiceContext(
         context=runtime.context,
         registry=runtime.registry,
@@ -45,6 +48,7 @@ def build_service(runtime: RouterRuntime) -> ServiceContext:
             audit_prompt_text=settings.audit_prompt_text,
         ),
         limiter=RateLimiter(load_limits(settings.limits_config), rate_counters(settings)),
+        request_metrics=RequestMetrics(metrics),
     )
 
 

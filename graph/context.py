@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pydantic import ConfigDict
 from pydantic.json_schema import SkipJsonSchema
@@ -11,6 +11,7 @@ from cluster.cache import ResponseCache
 from cluster.merger import MergerAgent
 from cluster.pool import LLMPool
 from cluster.scheduler import JobScheduler
+from graph.metrics import RunMetrics
 from routing.router import LLMRouter
 
 
@@ -35,6 +36,8 @@ class RouterContext:
     """Merges several answers into one."""
     cache: SkipJsonSchema[ResponseCache]
     """Answers of deterministic calls, by tenant."""
+    metrics: SkipJsonSchema[RunMetrics] = field(default_factory=RunMetrics)
+    """Where the nodes count and time what they do (Prometheus)."""
     enable_parallel: bool = True
     """When false, parallel requests run as single jobs on one model."""
     max_parallel_jobs: int = 4

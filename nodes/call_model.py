@@ -37,11 +37,13 @@ async def call_model(state: BranchTask, runtime: Runtime[RouterContext]) -> dict
     model, node_id = task["model"], task["node_id"]
     result: CallResult | None = None
     error: ErrorInfo | None = None
+    failures = ctx.metrics.backend_errors
     conversation = task.get("messages")
     asked = json.dumps(conversation, sort_keys=True) if conversation else task["prompt"]
     key = cache_key(task["tenant"], model, asked, None, task["parameters"])
     if task["cacheable"] and (cached := await ctx.cache.get(key)) is not None:
         ctx.scheduler.release_lease(task["lease_id"])
+        ctx.metrics.cache_hits.inc()
         hit = dataclasses.replace(cached, cache_hit=True)
         return {"branch_results": [_outcome(task, model, node_id, hit, None)], "usage": Usage()}
     try:
@@ -49,6 +51,7 @@ async def call_model(state: BranchTask, runtime: Runtime[RouterContext]) -> dict
         if task["cacheable"]:
             await ctx.cache.set(key, result)
     except (BackendUnavailable, BackendTimeout) as exc:
+        failures.labels(model, node_id, exc.code).inc()
         ctx.scheduler.release_lease(task["lease_id"])
         failover = await ctx.scheduler.reserve(
             task["job_id"],
@@ -65,13 +68,17 @@ async def call_model(state: BranchTask, runtime: Runtime[RouterContext]) -> dict
                 result = dataclasses.replace(answer, failed_over_from=moved)
                 model, node_id = failover.model, failover.node_id
             except RouterError as again:
+                failures.labels(failover.model, failover.node_id, again.code).inc()
                 error = again.info()
             finally:
                 ctx.scheduler.release(failover)
     except RouterError as exc:
+        failures.labels(model, node_id, exc.code).inc()
         error = exc.info()
     finally:
         ctx.scheduler.release_lease(task["lease_id"])
+    if result is not None:
+        ctx.metrics.model_call_seconds.labels(model, node_id).observe(result.latency_ms / 1000)
     spent = Usage() if result is None else result.completion.usage
     return {"branch_results": [_outcome(task, model, node_id, result, error)], "usage": spent}
 

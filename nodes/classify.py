@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from langgraph.runtime import Runtime
@@ -44,6 +45,7 @@ async def classify(state: RouterState, runtime: Runtime[RouterContext]) -> dict[
         update["routing"] = decision.for_operation(operation, index)
         return update
 
+    started = time.perf_counter()
     decision = await ctx.router.adecide(
         prompt,
         list(state.get("task_hints") or []),
@@ -52,5 +54,9 @@ async def classify(state: RouterState, runtime: Runtime[RouterContext]) -> dict[
         priority=state.get("priority"),
         job_id=reservation_key(state.get("tenant", ""), update["job_id"]),
     )
+    metrics = ctx.metrics
+    metrics.classification_seconds.observe(time.perf_counter() - started)
+    metrics.classifications.labels(decision.layer.value, decision.task_type.value).inc()
+    metrics.classification_confidence.observe(decision.confidence)
     update.update(routing=decision, usage=decision.usage)
     return update

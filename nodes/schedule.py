@@ -120,6 +120,7 @@ async def schedule(state: RouterState, runtime: Runtime[RouterContext]) -> dict[
         plan.extend(_task(lease, i, prompt, state, None, 0) for i, lease in enumerate(leases))
 
     waited = state.get("queue_wait_s", 0.0)
+    ctx.metrics.queue_wait_seconds.observe(waited)
     shown_mode = ExecutionMode.QUEUED if waited and mode is not ExecutionMode.CHAINED else mode
     scheduling = SchedulingReport(
         job_id=state["job_id"],

@@ -22,6 +22,7 @@ from policies.errors import StoreUnavailable, UnknownNode
 from policies.usage import Usage
 from service.audit import AuditRecord, AuditStore
 from service.auth import Authenticator, AuthError, Principal
+from service.metrics import RequestMetrics
 from service.ratelimit import RateLimiter
 
 if TYPE_CHECKING:
@@ -73,6 +74,8 @@ class ServiceContext:
     """Requests and tokens per minute, per user and tenant."""
     durable_graph: Any = None
     """The graph compiled with a checkpointer, for chains (set when the service starts)."""
+    request_metrics: RequestMetrics | None = None
+    """Counts each request from its audit record (`GET /metrics`)."""
     audit: AuditStore | None = None
     """The audit trail (opened when the service starts)."""
     jobs: JobRunner | None = None
@@ -160,6 +163,8 @@ class ServiceContext:
         if self.audit is None:
             raise RuntimeError("the audit store is not open: the service has not started")
         await self.audit.write(entry)
+        if self.request_metrics is not None:
+            self.request_metrics.observe(entry)
 
     def job_runner(self) -> JobRunner:
         """The asynchronous jobs; RuntimeError before the service starts."""

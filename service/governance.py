@@ -72,4 +72,7 @@ def audit_entry(
             record.completion_tokens = usage.completion_tokens
         if result is not None:
             record.cache_hit = result.cache_hit
+            if result.call is not None:
+                # The node that answered: another than scheduled when the call failed over.
+                record.node = result.call.node_id
     return record
