@@ -8,8 +8,11 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from opentelemetry.sdk.trace import TracerProvider
+
 from app.backends import control_plane, response_cache
 from app.settings import Settings
+from app.tracing import otlp_provider
 from cluster.calls import ReservedCalls
 from cluster.config import (
     ClusterConfig,
@@ -77,6 +80,8 @@ class RouterRuntime:
     """Node state kept between restarts, and shared by replicas."""
     replica: str
     """This process's id among the replicas (in the ledger, on the jobs it runs, in logs)."""
+    tracing: TracerProvider | None = None
+    """Exports the graph's spans, when OpenTelemetry is on; flushed when the service stops."""
 
     @property
     def router(self) -> LLMRouter:
@@ -195,7 +200,13 @@ def build_runtime(
         LLMJudge(judge_caller(calls), policy.judge),
         source,
     )
+    tracing = (
+        None
+        if settings.otel_exporter_otlp_endpoint is None
+        else otlp_provider(str(settings.otel_exporter_otlp_endpoint), replica)
+    )
     context = RouterContext(
+        tracer=None if tracing is None else tracing.get_tracer("gb10-router"),
         router=router,
         scheduler=scheduler,
         pool=pool,
@@ -213,4 +224,5 @@ def build_runtime(
         context=context,
         node_sync=NodeSync(registry, node_store, shared=ledger.shared),
         replica=replica,
+        tracing=tracing,
     )

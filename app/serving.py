@@ -81,6 +81,8 @@ async def serving(
         stack.push_async_callback(service.limiter.close)
         await runtime.node_sync.start()
         stack.push_async_callback(runtime.aclose)
+        if runtime.tracing is not None:
+            stack.callback(runtime.tracing.shutdown)
         service.jobs = jobs = JobRunner(
             service,
             pipeline,

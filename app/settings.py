@@ -189,6 +189,11 @@ class Settings(BaseSettings):
             )
         return self
 
+    otel_exporter_otlp_endpoint: AnyHttpUrl | None = Field(
+        default=None,
+        validation_alias=AliasChoices("OTEL_EXPORTER_OTLP_ENDPOINT", "otel_exporter_otlp_endpoint"),
+    )
+    """An OTLP/HTTP collector: spans for each graph node and model call; none when empty."""
     redis_url: str | None = Field(
         default=None, validation_alias=AliasChoices("REDIS_URL", "redis_url")
     )

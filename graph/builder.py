@@ -6,6 +6,7 @@ from langgraph.graph import END, START, StateGraph
 
 from graph.context import RouterContext
 from graph.state import BranchTask, RouterInput, RouterOutput, RouterState
+from graph.tracing import traced
 from nodes.call_model import call_model
 from nodes.chain_step import after_step, chain_step
 from nodes.classify import classify
@@ -28,12 +29,12 @@ def build_graph(
         input_schema=RouterInput,
         output_schema=RouterOutput,
     )
-    g.add_node("classify", classify)
-    g.add_node("schedule", schedule)
-    g.add_node("wait_for_capacity", wait_for_capacity)
-    g.add_node("call_model", call_model, input_schema=BranchTask)
-    g.add_node("chain_step", chain_step)
-    g.add_node("merge", merge)
+    g.add_node("classify", traced("classify", classify))
+    g.add_node("schedule", traced("schedule", schedule))
+    g.add_node("wait_for_capacity", traced("wait_for_capacity", wait_for_capacity))
+    g.add_node("call_model", traced("call_model", call_model), input_schema=BranchTask)
+    g.add_node("chain_step", traced("chain_step", chain_step))
+    g.add_node("merge", traced("merge", merge))
 
     g.add_edge(START, "classify")
     g.add_edge("classify", "schedule")

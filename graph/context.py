@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from opentelemetry.trace import Tracer
 from pydantic import ConfigDict
 from pydantic.json_schema import SkipJsonSchema
 
@@ -38,6 +39,8 @@ class RouterContext:
     """Answers of deterministic calls, by tenant."""
     metrics: SkipJsonSchema[RunMetrics] = field(default_factory=RunMetrics)
     """Where the nodes count and time what they do (Prometheus)."""
+    tracer: SkipJsonSchema[Tracer | None] = None
+    """OpenTelemetry spans for each node and model call; none when tracing is off."""
     enable_parallel: bool = True
     """When false, parallel requests run as single jobs on one model."""
     max_parallel_jobs: int = 4

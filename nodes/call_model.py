@@ -13,18 +13,20 @@ from cluster.completion import CallResult, FailedOver
 from graph.context import RouterContext
 from graph.records import BranchResult
 from graph.state import BranchTask
+from graph.tracing import span
 from policies.errors import BackendTimeout, BackendUnavailable, ErrorInfo, RouterError
 from policies.usage import Usage
 
 
 async def _call(ctx: RouterContext, task: BranchTask, model: str, node_id: str) -> CallResult:
-    return await ctx.pool.call_model(
-        model,
-        task["prompt"],
-        task["parameters"],
-        node_id=node_id,
-        messages=task.get("messages") or None,
-    )
+    with span(ctx.tracer, "gb10.model_call", **{"gb10.model": model, "gb10.node": node_id}):
+        return await ctx.pool.call_model(
+            model,
+            task["prompt"],
+            task["parameters"],
+            node_id=node_id,
+            messages=task.get("messages") or None,
+        )
 
 
 async def call_model(state: BranchTask, runtime: Runtime[RouterContext]) -> dict[str, Any]:

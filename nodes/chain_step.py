@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from langgraph.runtime import Runtime
+
+from graph.context import RouterContext
 from graph.records import ChainStep
 from graph.state import RouterState, planned_mode
 from policies.errors import ErrorInfo, error_from_info
@@ -19,7 +22,7 @@ def chain_prompt(state: RouterState, index: int) -> str:
     return "\n".join(parts)
 
 
-async def chain_step(state: RouterState) -> dict[str, Any]:
+async def chain_step(state: RouterState, runtime: Runtime[RouterContext]) -> dict[str, Any]:
     """In a chain, keep the step's output as context for the next; a failed step ends the chain."""
     if planned_mode(state) is not ExecutionMode.CHAINED:
         return {}
