@@ -17,7 +17,9 @@ from service.metrics import CONTENT_TYPE, exposition
 from service.openai_api import router as openai_router
 from service.pipeline import Pipeline
 from service.routes import router as llm_router
+from service.sessions import router as signin_router
 from service.settle import SettleAdmissions
+from service.status_page import router as status_router
 
 
 def create_app(
@@ -45,6 +47,8 @@ def create_app(
     app.add_middleware(SettleAdmissions, pipeline=pipeline)
     app.include_router(llm_router)
     app.include_router(openai_router)
+    app.include_router(signin_router)
+    app.include_router(status_router)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, Any]:

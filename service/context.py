@@ -22,6 +22,7 @@ from policies.errors import StoreUnavailable, UnknownNode
 from policies.usage import Usage
 from service.audit import AuditRecord, AuditStore
 from service.auth import Authenticator, AuthError, Principal
+from service.csrf import SESSION, CsrfError, check_csrf
 from service.metrics import RequestMetrics
 from service.ratelimit import RateLimiter
 
@@ -189,7 +190,15 @@ def current_principal(
     service: Annotated[ServiceContext, Depends(get_service)],
     authorization: Annotated[str | None, Header()] = None,
 ) -> Principal:
-    """The authenticated caller; 401 otherwise."""
+    """The authenticated caller, by bearer header or else by session cookie; 401 otherwise,
+    403 for a cookie-authenticated request that changes state from another site."""
+    session = request.cookies.get(SESSION)
+    if authorization is None and session:
+        try:
+            check_csrf(request)
+        except CsrfError as exc:
+            raise HTTPException(403, str(exc)) from None
+        authorization = f"Bearer {session}"
     try:
         principal = service.authenticator.authenticate(authorization)
     except AuthError as exc:
