@@ -22,7 +22,7 @@ from langgraph.types import Send
 from langserve import add_routes
 from langserve.serialization import WellKnownLCSerializer
 from langserve.serialization import default as langserve_default
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, RootModel, ValidationError, create_model
 
 from graph.state import RouterOutput
 from service.context import ServiceContext, current_principal
@@ -58,6 +58,46 @@ class GraphSerializer(WellKnownLCSerializer):
         except orjson.JSONEncodeError:
             # orjson stops at 64-bit integers, which a caller's config metadata may exceed.
             return json.dumps(obj, default=_default).encode()
+
+
+def _drop_null(schema: Any) -> Any:
+    if isinstance(schema, dict):
+        options = schema.get("anyOf")
+        if isinstance(options, list):
+            kept = [o for o in options if o != {"type": "null"}]
+            if len(kept) == 1 and len(kept) < len(options):
+                rest = {k: v for k, v in schema.items() if k != "anyOf"}
+                return _drop_null({**rest, **kept[0]})
+        return {k: _drop_null(v) for k, v in schema.items()}
+    if isinstance(schema, list):
+        return [_drop_null(v) for v in schema]
+    return schema
+
+
+def _null_free(cls: type[BaseModel]) -> type[BaseModel]:
+    """`cls` with a JSON schema stripped of null branches."""
+    base_schema = cls.model_json_schema
+
+    def model_json_schema(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        schema: dict[str, Any] = _drop_null(base_schema(*args, **kwargs))
+        return schema
+
+    cls.model_json_schema = model_json_schema  # type: ignore[method-assign]
+    return cls
+
+
+def without_null_branches(model: type[BaseModel]) -> type[BaseModel]:
+    """A model that validates as `model` does but whose JSON schema has no `{"type": "null"}`
+    branches: the playground's form renderer fails on them ("Unknown type") and shows a
+    blank page. (A copy, not a subclass: LangChain's generated schemas recurse without end
+    when subclassed.)"""
+    if model.__pydantic_root_model__:
+        root: Any = RootModel[model.model_fields["root"].annotation]  # type: ignore[misc]
+        return _null_free(create_model(model.__name__, __base__=root))
+    fields: dict[str, Any] = {
+        name: (field.annotation, field) for name, field in model.model_fields.items()
+    }
+    return _null_free(create_model(model.__name__, __doc__=model.__doc__, **fields))
 
 
 class GovernedGraph(Runnable[dict[str, Any], Any]):
@@ -192,8 +232,8 @@ def mount_graph(app: FastAPI, service: ServiceContext, pipeline: Pipeline) -> No
         app,
         GovernedGraph(service, pipeline),
         path="/graph",
-        input_type=input_schema,
-        output_type=GraphOutput,
+        input_type=without_null_branches(input_schema),
+        output_type=without_null_branches(GraphOutput),
         config_keys=("metadata", "tags"),
         per_req_config_modifier=admit,
         dependencies=[Depends(current_principal)],
