@@ -44,3 +44,12 @@ def router_server(
         other_tenant=issue_token(SECRET, user="eve", tenant="globex"),
     )
     server.stop()
+
+
+@pytest.fixture
+def router(fake_cluster: FakeCluster, clean_env: pytest.MonkeyPatch) -> Iterator[str]:
+    """A router's URL, without background probes or policy reloads (tests drive both)."""
+    settings = fake_cluster.settings(jwt_secret=SECRET, health_interval_s=0, policy_reload_s=0)
+    server = ThreadedServer(create_app(settings))
+    yield server.url
+    server.stop()

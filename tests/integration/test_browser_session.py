@@ -7,21 +7,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import httpx
-import pytest
 
-from server import create_app
 from service.auth import issue_token
 from tests.conftest import FakeCluster
-from tests.fakes.net import ThreadedServer
 from tests.integration.conftest import SECRET
-
-
-@pytest.fixture
-def router(fake_cluster: FakeCluster, clean_env: pytest.MonkeyPatch) -> Iterator[str]:
-    settings = fake_cluster.settings(jwt_secret=SECRET, health_interval_s=0, policy_reload_s=0)
-    server = ThreadedServer(create_app(settings))
-    yield server.url
-    server.stop()
 
 
 @contextmanager

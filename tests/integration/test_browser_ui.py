@@ -14,23 +14,13 @@ from starlette.applications import Starlette
 from starlette.responses import HTMLResponse
 from starlette.routing import Route
 
-from server import create_app
 from service.auth import issue_token
-from tests.conftest import FakeCluster
 from tests.fakes.net import ThreadedServer
 from tests.integration.conftest import SECRET
 
 CHROMIUM = shutil.which("chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / ".artifacts" / "screenshots"
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed")
-
-
-@pytest.fixture
-def router(fake_cluster: FakeCluster, clean_env: pytest.MonkeyPatch) -> Iterator[str]:
-    settings = fake_cluster.settings(jwt_secret=SECRET, health_interval_s=0, policy_reload_s=0)
-    server = ThreadedServer(create_app(settings))
-    yield server.url
-    server.stop()
 
 
 @pytest.fixture

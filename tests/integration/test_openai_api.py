@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -14,24 +13,14 @@ import openai
 import pytest
 from langchain_openai import ChatOpenAI
 
-from server import create_app
 from service.auth import ADMIN, issue_token
 from tests.conftest import FakeCluster
-from tests.fakes.net import ThreadedServer
 from tests.integration.conftest import SECRET
 
 ASK = [
     {"role": "system", "content": "You are a detection engineer."},
     {"role": "user", "content": "Write a YARA rule for this loader: MZ, UPX0, a mutex 'qq_lock'"},
 ]
-
-
-@pytest.fixture
-def router(fake_cluster: FakeCluster, clean_env: pytest.MonkeyPatch) -> Iterator[str]:
-    settings = fake_cluster.settings(jwt_secret=SECRET, health_interval_s=0, policy_reload_s=0)
-    server = ThreadedServer(create_app(settings))
-    yield server.url
-    server.stop()
 
 
 def token(tenant: str) -> str:
