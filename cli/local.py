@@ -83,16 +83,20 @@ def running_nodes(kind: ModelKind, base_port: int) -> Iterator[tuple[list[VllmSe
         config = write_cluster_config(servers, cache_dir() / "local-cluster.yaml")
         yield servers, config
     finally:
-        with _interrupts_held():
+        # A second Ctrl-C while they stop would leave a server running, holding its port.
+        with ctrl_c_ignored():
             for server in servers:
                 server.stop()
         _progress("servers stopped")
 
 
 @contextmanager
-def _interrupts_held() -> Iterator[None]:
-    """Ignore Ctrl-C for the block: a second one while the servers stop would leave them
-    running, holding their ports. Only the main thread can change signal handlers."""
+def ctrl_c_ignored() -> Iterator[None]:
+    """Ignore Ctrl-C for the block (main thread only: no other can change signal handlers).
+
+    Also what `uvicorn.run` needs to end on Ctrl-C as a return: it shuts down, then raises
+    the signal again for the handler it found, which by default would interrupt asyncio's
+    runner mid-shutdown (a KeyboardInterrupt traceback and a cancelled lifespan)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return

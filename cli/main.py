@@ -7,10 +7,8 @@ import json
 import os
 import re
 import secrets
-import signal
 import sys
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -75,7 +73,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     ) as settings:
         if args.workers == 1:
             app = create_app(settings)
-            with _ctrl_c_handled_by_uvicorn():
+            with local.ctrl_c_ignored():
                 uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
             return 0
         # Workers are processes of their own: they build the app from the environment, which
@@ -90,21 +88,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
             log_level=args.log_level,
         )
     return 0
-
-
-@contextmanager
-def _ctrl_c_handled_by_uvicorn() -> Iterator[None]:
-    """Let Ctrl-C end `uvicorn.run` as a return, not a traceback.
-
-    uvicorn shuts down on SIGINT, then raises the signal again for the handler it found. The
-    default one would interrupt asyncio's runner mid-shutdown (a KeyboardInterrupt traceback
-    and a cancelled lifespan in the log); this one has nothing left to do.
-    """
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: None)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 def _worker_environment(settings: Settings) -> dict[str, str]:
