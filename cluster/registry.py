@@ -47,6 +47,11 @@ class NodeState:
         return self.operator_status or NodeStatus.AVAILABLE
 
     @property
+    def vllm_load(self) -> VllmLoad:
+        """vLLM's queue and KV-cache use as last scraped; all zero before the first scrape."""
+        return self.load or VllmLoad()
+
+    @property
     def vram_total_gb(self) -> float:
         return self.config.vram_total_gb
 
@@ -60,7 +65,7 @@ class NodeState:
         return max(0.0, self.vram_total_gb - self.reported_used_gb - self.reserved_gb)
 
     def view(self, down_models: set[str], fresh: bool = True) -> NodeView:
-        load = self.load or VllmLoad()
+        load = self.vllm_load
         return NodeView(
             node_id=self.config.id,
             status=self.status,

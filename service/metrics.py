@@ -91,15 +91,14 @@ class LiveState(Collector):
             for key, (name, text) in gauges.items()
         }
         for node in self._registry.all():
-            load = node.load
             values = {
                 "in_flight": node.in_flight,
                 "reserved": node.reserved_gb,
                 "used": node.vram_used_gb,
                 "total": node.vram_total_gb,
                 "util": node.compute_utilization,
-                "kv": 0.0 if load is None else load.kv_cache_usage,
-                "waiting": 0.0 if load is None else load.waiting,
+                "kv": node.vllm_load.kv_cache_usage,
+                "waiting": node.vllm_load.waiting,
                 "up": float(node.status is NodeStatus.AVAILABLE),
             }
             for key, value in values.items():

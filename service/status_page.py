@@ -36,8 +36,7 @@ def _bar(label: str, share: float, text: str) -> str:
 
 
 def _node(node: NodeState, models: list[tuple[str, bool]]) -> str:
-    load = node.load
-    kv = 0.0 if load is None else load.kv_cache_usage
+    kv = node.vllm_load.kv_cache_usage
     state = node.status.value + (" (operator)" if node.operator_status is not None else "")
     up = " ".join(
         f'<span class="{"up" if ok else "down"}">{escape(m)} {"up" if ok else "down"}</span>'
