@@ -11,6 +11,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 
+from devnodes.environment import ModelKind
 from tests.fakes.net import free_port, wait_http
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -83,6 +84,21 @@ def router_process(secret: str, *args: str, **env: str) -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def router_on_local_nodes(
+    secret: str, kind: ModelKind, base_port: int
+) -> Iterator[tuple[str, str]]:
+    """The two local vLLM nodes and a router in front of them; yields the router's URL and
+    node 2's vLLM server's, for calling the same server directly."""
+    from cli.local import running_nodes
+
+    with (
+        running_nodes(kind, base_port) as (servers, config),
+        router_process(secret, "--cluster-config", str(config)) as router_url,
+    ):
+        yield router_url, next(s.url for s in servers if s.name == "gb10-node-2")
 
 
 def percentile(samples: Sequence[float], q: float) -> float:

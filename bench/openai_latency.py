@@ -25,8 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import httpx
 
-from bench.common import added, print_table, router_process
-from cli.local import running_nodes
+from bench.common import added, print_table, router_on_local_nodes
 from service.auth import issue_token
 
 SECRET = "bench-secret-0123456789abcdef0123456789"
@@ -107,12 +106,8 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--base-port", type=int, default=8200)
     args = parser.parse_args()
-    with (
-        running_nodes(args.model, args.base_port) as (servers, config),
-        router_process(SECRET, "--cluster-config", str(config)) as router_url,
-    ):
-        node2 = next(s for s in servers if s.name == "gb10-node-2")
-        ttft, total, plain = asyncio.run(measure(router_url, node2.url, args.requests))
+    with router_on_local_nodes(SECRET, args.model, args.base_port) as (router_url, node2_url):
+        ttft, total, plain = asyncio.run(measure(router_url, node2_url, args.requests))
     print(f"\nmodel: {args.model}, {args.requests} interleaved rounds, max_tokens 16\n")
     routed = "router /v1/chat/completions"
     print("Streamed: time to first token")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import sys
 from pathlib import Path
 
@@ -18,8 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import httpx
 
-from bench.common import added, interleaved, print_table, router_process
-from cli.local import running_nodes
+from bench.common import added, interleaved, print_table, router_on_local_nodes
 from service.auth import issue_token
 
 SECRET = "bench-secret-0123456789abcdef0123456789"
@@ -29,20 +29,23 @@ PARAMS = {"max_tokens": 16, "temperature": 0}
 
 async def measure(router_url: str, node_url: str, n: int) -> dict[str, list[float]]:
     token = issue_token(SECRET, user="bench", tenant="bench")
-    direct_body = {
-        "model": "llama31",
-        "messages": [{"role": "user", "content": PROMPT}],
-        "logprobs": True,
-        **PARAMS,
-    }
-    routed_body = {"prompt": PROMPT, "model": "llama31", "parameters": PARAMS}
+    # A distinct prompt per call: at temperature 0 the router's response cache would
+    # answer a repeated one without calling vLLM at all.
+    rounds = itertools.count()
     async with httpx.AsyncClient(timeout=120, headers={"Authorization": f"Bearer {token}"}) as c:
 
         async def direct() -> None:
-            (await c.post(f"{node_url}/v1/chat/completions", json=direct_body)).raise_for_status()
+            body = {
+                "model": "llama31",
+                "messages": [{"role": "user", "content": f"{PROMPT} #{next(rounds)}"}],
+                "logprobs": True,
+                **PARAMS,
+            }
+            (await c.post(f"{node_url}/v1/chat/completions", json=body)).raise_for_status()
 
         async def routed() -> None:
-            r = await c.post(f"{router_url}/api/llm/process", json=routed_body)
+            body = {"prompt": f"{PROMPT} #{next(rounds)}", "model": "llama31", "parameters": PARAMS}
+            r = await c.post(f"{router_url}/api/llm/process", json=body)
             r.raise_for_status()
 
         return await interleaved(
@@ -56,12 +59,8 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--base-port", type=int, default=8200)
     args = parser.parse_args()
-    with (
-        running_nodes(args.model, args.base_port) as (servers, config),
-        router_process(SECRET, "--cluster-config", str(config)) as router_url,
-    ):
-        node2 = next(s for s in servers if s.name == "gb10-node-2")
-        samples = asyncio.run(measure(router_url, node2.url, args.requests))
+    with router_on_local_nodes(SECRET, args.model, args.base_port) as (router_url, node2_url):
+        samples = asyncio.run(measure(router_url, node2_url, args.requests))
     print(f"\nmodel: {args.model}, {args.requests} interleaved requests, max_tokens 16")
     print_table(samples)
     print(
