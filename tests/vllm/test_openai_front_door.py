@@ -21,6 +21,7 @@ from langchain_core.tools import tool
 from langchain_openai import ChatOpenAI
 from langgraph.graph import START, MessagesState, StateGraph
 from langgraph.prebuilt import ToolNode, tools_condition
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.vllm.conftest import LiveRouter, VllmCluster
 
@@ -202,18 +203,18 @@ def test_vllm_refusing_a_request_is_an_openai_shaped_400(live_router: LiveRouter
 
 def counters(node_url: str) -> dict[str, float]:
     """vLLM's requests running, requests finished (stop or length) and tokens generated."""
-    text = httpx.get(f"{node_url}/metrics", timeout=5).text
     out = {"running": 0.0, "finished": 0.0, "generated": 0.0}
-    for line in text.splitlines():
-        name, _, value = line.rpartition(" ")
-        if name.startswith("vllm:num_requests_running"):
-            out["running"] += float(value)
-        elif name.startswith("vllm:request_success_total") and (
-            'finished_reason="stop"' in name or 'finished_reason="length"' in name
-        ):
-            out["finished"] += float(value)
-        elif name.startswith("vllm:generation_tokens_total"):
-            out["generated"] += float(value)
+    text = httpx.get(f"{node_url}/metrics", timeout=5).text
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "vllm:num_requests_running":
+                out["running"] += sample.value
+            elif sample.name == "vllm:request_success_total" and sample.labels.get(
+                "finished_reason"
+            ) in ("stop", "length"):
+                out["finished"] += sample.value
+            elif sample.name == "vllm:generation_tokens_total":
+                out["generated"] += sample.value
     return out
 
 
