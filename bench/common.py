@@ -53,6 +53,13 @@ async def interleaved(
 @contextlib.contextmanager
 def router_process(secret: str, *args: str, **env: str) -> Iterator[str]:
     """`gb10-router serve` in its own process, signing tokens with `secret`; yields its URL."""
+    with router_server(secret, *args, **env) as (url, _pid):
+        yield url
+
+
+@contextlib.contextmanager
+def router_server(secret: str, *args: str, **env: str) -> Iterator[tuple[str, int]]:
+    """`router_process`, yielding the URL and the server's process id (for a profiler)."""
     port = free_port()
     # Limits high enough never to refuse a benchmark request; the limiter still runs.
     limits = Path(tempfile.mkdtemp()) / "limits.yaml"
@@ -80,7 +87,7 @@ def router_process(secret: str, *args: str, **env: str) -> Iterator[str]:
     try:
         url = f"http://127.0.0.1:{port}"
         wait_http(f"{url}/healthz", alive=proc)
-        yield url
+        yield url, proc.pid
     finally:
         proc.terminate()
         proc.wait(timeout=10)

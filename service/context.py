@@ -180,12 +180,14 @@ class ServiceContext:
             await self.jobs.stop()
 
 
-def get_service(request: Request) -> ServiceContext:
+# The dependencies are coroutines because FastAPI runs a plain `def` dependency in its
+# thread pool: a thread hop per dependency per request, for work that never blocks.
+async def get_service(request: Request) -> ServiceContext:
     service: ServiceContext = request.app.state.service
     return service
 
 
-def current_principal(
+async def current_principal(
     request: Request,
     service: Annotated[ServiceContext, Depends(get_service)],
     authorization: Annotated[str | None, Header()] = None,
@@ -207,14 +209,14 @@ def current_principal(
     return principal
 
 
-def require_admin(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+async def require_admin(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
     """The caller, who must hold the admin or global-admin role; 403 otherwise."""
     if not principal.is_admin:
         raise HTTPException(403, "admin role required")
     return principal
 
 
-def require_operator(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+async def require_operator(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
     """The caller, who must hold the operator or global-admin role; 403 otherwise."""
     if not principal.is_operator:
         raise HTTPException(403, "operator role required: node state is shared by every tenant")

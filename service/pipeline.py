@@ -507,7 +507,7 @@ def _prompt_of(item: Any) -> str:
     return prompt if isinstance(prompt, str) else ""
 
 
-def get_pipeline(request: Request) -> Pipeline:
+async def get_pipeline(request: Request) -> Pipeline:
     pipeline: Pipeline = request.app.state.pipeline
     return pipeline
 
