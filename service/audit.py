@@ -6,19 +6,23 @@ response leaves, so a client that got an answer has an audit record.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
+import sqlite3
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
-
-import aiosqlite
+from typing import Any, Protocol, TypeVar
 
 from cluster.postgres import open_pool
+from service.group_commit import GroupCommit
+
+R = TypeVar("R")
 
 COLUMNS = (
     "id",
@@ -164,52 +168,75 @@ async def _create_postgres_schema(conn: Any) -> None:
 
 
 class SqliteAuditStore:
-    """The embedded default: one SQLite file, WAL journal."""
+    """The embedded default: one SQLite file, WAL journal, full sync. Its one connection
+    lives on a thread of its own; records that queue up while a commit runs share the next."""
 
-    def __init__(self, db: aiosqlite.Connection) -> None:
+    def __init__(self, db: sqlite3.Connection, thread: ThreadPoolExecutor) -> None:
         self._db = db
+        self._thread = thread
+        self._writes = GroupCommit(self._insert)
 
     @classmethod
     async def open(cls, path: Path) -> SqliteAuditStore:
         path.parent.mkdir(parents=True, exist_ok=True)
-        db = await aiosqlite.connect(path)
-        await db.execute("PRAGMA journal_mode=WAL")
-        await db.execute(SCHEMA)
-        await db.execute(INDEX)
-        async with db.execute("PRAGMA table_info(audit_log)") as cursor:
-            present = {row[1] for row in await cursor.fetchall()}
-        for column, kind in ADDED_COLUMNS.items():
-            if column not in present:
-                await db.execute(f"ALTER TABLE audit_log ADD COLUMN {column} {kind}")
-        await db.commit()
-        return cls(db)
+        thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="audit-sqlite")
+
+        def connect() -> sqlite3.Connection:
+            db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            db.execute(SCHEMA)
+            db.execute(INDEX)
+            present = {row[1] for row in db.execute("PRAGMA table_info(audit_log)")}
+            for column, kind in ADDED_COLUMNS.items():
+                if column not in present:
+                    db.execute(f"ALTER TABLE audit_log ADD COLUMN {column} {kind}")
+            return db
+
+        db = await asyncio.get_running_loop().run_in_executor(thread, connect)
+        return cls(db, thread)
+
+    async def _run(self, work: Callable[[], R]) -> R:
+        return await asyncio.get_running_loop().run_in_executor(self._thread, work)
 
     async def write(self, record: AuditRecord) -> None:
-        """Insert, or replace the record with the same id (an async job's final state)."""
-        marks = ", ".join("?" for _ in COLUMNS)
-        await self._db.execute(
-            f"INSERT OR REPLACE INTO audit_log ({', '.join(COLUMNS)}) VALUES ({marks})",
-            record.row(),
-        )
-        await self._db.commit()
+        """Insert, or replace the record with the same id (an async job's final state);
+        durable when this returns."""
+        await self._writes.submit(record.row())
+
+    async def _insert(self, rows: Sequence[tuple[Any, ...]]) -> None:
+        def insert() -> None:
+            with self._db:
+                self._db.execute("BEGIN")
+                self._db.executemany(_SQLITE_INSERT, rows)
+
+        await self._run(insert)
 
     async def query(self, q: AuditQuery) -> list[dict[str, Any]]:
         where, args = _where(q, "?")
         sql = f"SELECT {', '.join(COLUMNS)} FROM audit_log{where} ORDER BY at, id LIMIT ? OFFSET ?"
-        async with self._db.execute(sql, [*args, q.limit, q.offset]) as cursor:
-            return [_to_dict(r) for r in await cursor.fetchall()]
+        rows = await self._run(lambda: self._db.execute(sql, [*args, q.limit, q.offset]).fetchall())
+        return [_to_dict(r) for r in rows]
 
     async def count(self, q: AuditQuery) -> int:
         where, args = _where(q, "?")
-        async with self._db.execute(f"SELECT COUNT(*) FROM audit_log{where}", args) as cursor:
-            row = await cursor.fetchone()
+        sql = f"SELECT COUNT(*) FROM audit_log{where}"
+        row = await self._run(lambda: self._db.execute(sql, args).fetchone())
         return int(row[0]) if row else 0
 
     async def spooled(self) -> int:
         return 0
 
     async def close(self) -> None:
-        await self._db.close()
+        await self._writes.drain()
+        await self._run(self._db.close)
+        self._thread.shutdown(wait=True)
+
+
+_SQLITE_INSERT = (
+    f"INSERT OR REPLACE INTO audit_log ({', '.join(COLUMNS)}) "
+    f"VALUES ({', '.join('?' for _ in COLUMNS)})"
+)
 
 
 class PostgresAuditStore:
