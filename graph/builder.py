@@ -8,7 +8,7 @@ from graph.context import RouterContext
 from graph.state import BranchTask, RouterInput, RouterOutput, RouterState
 from graph.tracing import traced
 from nodes.call_model import call_model
-from nodes.chain_step import after_step, chain_step
+from nodes.chain_step import after_call, after_step, chain_step
 from nodes.classify import classify
 from nodes.merge import merge
 from nodes.schedule import dispatch, schedule
@@ -40,7 +40,7 @@ def build_graph(
     g.add_edge("classify", "schedule")
     g.add_conditional_edges("schedule", dispatch, ["call_model", "wait_for_capacity"])
     g.add_edge("wait_for_capacity", "schedule")
-    g.add_edge("call_model", "chain_step")
+    g.add_conditional_edges("call_model", after_call, ["chain_step", "merge"])
     g.add_conditional_edges(
         "chain_step", after_step, {"next_operation": "classify", "merge": "merge"}
     )

@@ -45,6 +45,12 @@ async def chain_step(state: RouterState, runtime: Runtime[RouterContext]) -> dic
     return {"chain": [*(state.get("chain") or []), step], "chain_index": index + 1}
 
 
+def after_call(state: RouterState) -> Literal["chain_step", "merge"]:
+    """A chain's call goes on to record its step; other calls go straight to merge (a step
+    fewer for every request that is not a chain)."""
+    return "chain_step" if planned_mode(state) is ExecutionMode.CHAINED else "merge"
+
+
 def after_step(state: RouterState) -> Literal["next_operation", "merge"]:
     """Back to classification for the chain's next operation, else merge."""
     chained = planned_mode(state) is ExecutionMode.CHAINED

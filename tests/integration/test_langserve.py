@@ -82,7 +82,6 @@ def test_stream_sends_each_node_update_then_end(router_server: RouterServer) -> 
         "classify",
         "schedule",
         "call_model",
-        "chain_step",
         "merge",
     ]
     assert updates[0]["classify"]["routing"]["model"] == "llama31"
