@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -138,11 +139,12 @@ class RouterRuntime:
 
     async def aclose(self) -> None:
         """Close the pool's connections, the cache's, the capacity ledger's and the node
-        state's."""
+        state's, and stop the classification thread."""
         await self.scheduler.close()
         await self.node_sync.close()
         await self.pool.aclose()
         await self.context.cache.close()
+        await asyncio.to_thread(self.router.close)
 
 
 def build_runtime(

@@ -10,7 +10,9 @@ starts one fake OpenAI-compatible node, the proxy (one worker, a master key) and
   LiteLLM's `/v1/chat/completions`, the router's `/api/llm/process` with `task_type` given,
   and the router classifying a distinct prompt each time (no cache serves those);
 - requests per second and p99 at the given concurrency, LiteLLM against the router
-  (`task_type` given).
+  (`task_type` given);
+- at that concurrency, the p99 of requests that give their `task_type`, alone and when every
+  other request is classified (whether classifying holds the others up).
 """
 
 from __future__ import annotations
@@ -132,6 +134,22 @@ async def throughput(call: Call, total: int, concurrency: int) -> tuple[float, f
     return total / (time.perf_counter() - started), percentile(latencies, 99)
 
 
+async def mixed(calls: dict[str, Call], total: int, concurrency: int) -> dict[str, list[float]]:
+    """Latencies (ms) of each kind of call when `total` calls of the kinds in turn run
+    `concurrency` at a time."""
+    latencies: dict[str, list[float]] = {name: [] for name in calls}
+    pending = iter(itertools.islice(itertools.cycle(calls.items()), total))
+
+    async def worker() -> None:
+        for name, call in pending:
+            started = time.perf_counter()
+            await call()
+            latencies[name].append((time.perf_counter() - started) * 1000)
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return latencies
+
+
 async def measure(node: str, proxy: str, router: str, n: int, concurrency: int) -> None:
     token = issue_token(SECRET, user="bench", tenant="bench")
     pool = concurrency * 2
@@ -164,6 +182,16 @@ async def measure(node: str, proxy: str, router: str, n: int, concurrency: int) 
             print(f"| {name} | {rate:.1f} | {p99:.1f} |")
         ratio = rates["gb10-router, task_type given"] / rates["LiteLLM proxy"]
         print(f"gb10-router serves {ratio:.2f}x LiteLLM's requests/s")
+
+        given, classified = "gb10-router, task_type given", "gb10-router, classified"
+        alone = (await mixed({given: paths[given]}, total, concurrency))[given]
+        both = await mixed({given: paths[given], classified: paths[classified]}, total, concurrency)
+        print(f"\nConcurrency {concurrency}: task_type given alone, then half of them classified")
+        print("| requests given their task_type | p50 ms | p99 ms |\n|---|---|---|")
+        for name, values in (("alone", alone), ("among classified ones", both[given])):
+            print(f"| {name} | {percentile(values, 50):.1f} | {percentile(values, 99):.1f} |")
+        slowdown = percentile(both[given], 99) / percentile(alone, 99)
+        print(f"their p99 among classified requests is {slowdown:.2f}x their p99 alone")
 
 
 def main() -> None:

@@ -7,8 +7,9 @@ and three minimal proxies (`bench/floor_proxy.py`: FastAPI forwarding with httpx
 calling one ChatOpenAI, FastAPI running a four-node LangGraph graph around that ChatOpenAI),
 each one uvicorn worker in its own process. Prints, from one run, each one's overhead over a
 direct call (interleaved sequential requests) and requests per second at `--concurrency`,
-with each overhead as a share of LiteLLM's. No authentication, limits, audit, routing or
-scheduling: whatever the router adds over the last row is its own.
+with each overhead as a share of LiteLLM's, and the router (`task_type` given) last. The
+floors have no authentication, limits, audit, routing or scheduling: whatever the router adds
+over the LangGraph row is its own.
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import httpx
 
-from bench.common import ROOT, fake_node, interleaved, percentile
-from bench.compare_litellm import MASTER_KEY, PROMPT, Call, litellm_proxy, throughput
+from bench.common import ROOT, fake_node, interleaved, percentile, router_process
+from bench.compare_litellm import MASTER_KEY, PROMPT, SECRET, Call, litellm_proxy, throughput
+from service.auth import issue_token
 from tests.fakes.net import free_port, wait_http
 
 FLAVOURS = {
@@ -52,7 +54,9 @@ def floor_proxy(flavour: str, node: str) -> Iterator[str]:
         proc.wait(timeout=10)
 
 
-def calls(c: httpx.AsyncClient, node: str, proxy: str, floors: dict[str, str]) -> dict[str, Call]:
+def calls(
+    c: httpx.AsyncClient, node: str, proxy: str, floors: dict[str, str], router: str
+) -> dict[str, Call]:
     chat = {"model": "llama31", "messages": [{"role": "user", "content": PROMPT}]}
 
     def post(url: str, body: dict[str, object], headers: dict[str, str] | None = None) -> Call:
@@ -69,13 +73,22 @@ def calls(c: httpx.AsyncClient, node: str, proxy: str, floors: dict[str, str]) -
     }
     for flavour, url in floors.items():
         paths[FLAVOURS[flavour]] = post(f"{url}/chat", {"prompt": PROMPT})
+    token = issue_token(SECRET, user="bench", tenant="bench")
+    given = {"prompt": PROMPT, "task_type": "adversarial_reasoning"}
+    paths["gb10-router, task_type given"] = post(
+        f"{router}/api/llm/process", given, {"Authorization": f"Bearer {token}"}
+    )
     return paths
 
 
-async def measure(node: str, proxy: str, floors: dict[str, str], n: int, concurrency: int) -> None:
-    limits = httpx.Limits(max_connections=concurrency * 2, max_keepalive_connections=concurrency * 2)
+async def measure(
+    node: str, proxy: str, floors: dict[str, str], router: str, n: int, concurrency: int
+) -> None:
+    limits = httpx.Limits(
+        max_connections=concurrency * 2, max_keepalive_connections=concurrency * 2
+    )
     async with httpx.AsyncClient(timeout=60, limits=limits) as c:
-        paths = calls(c, node, proxy, floors)
+        paths = calls(c, node, proxy, floors, router)
         samples = await interleaved(paths, n, warmup=50)
         base = percentile(samples["direct to the node"], 50)
         litellm = percentile(samples["LiteLLM proxy"], 50) - base
@@ -83,9 +96,9 @@ async def measure(node: str, proxy: str, floors: dict[str, str], n: int, concurr
         print("| path | p50 | p99 | overhead p50 | share of LiteLLM's |")
         print("|---|---|---|---|---|")
         for name, values in samples.items():
-            p50 = percentile(values, 50)
+            p50, p99 = percentile(values, 50), percentile(values, 99)
             share = (p50 - base) / litellm
-            print(f"| {name} | {p50:.2f} | {percentile(values, 99):.2f} | {p50 - base:.2f} | {share:.2f} |")
+            print(f"| {name} | {p50:.2f} | {p99:.2f} | {p50 - base:.2f} | {share:.2f} |")
         total = max(n, concurrency * 20)
         print(f"\nConcurrency {concurrency}, {total} requests each")
         print("| path | requests/s | p99 ms |\n|---|---|---|")
@@ -104,7 +117,9 @@ def main() -> None:
         node = stack.enter_context(fake_node())
         proxy = stack.enter_context(litellm_proxy(node))
         floors = {f: stack.enter_context(floor_proxy(f, node)) for f in FLAVOURS}
-        asyncio.run(measure(node, proxy, floors, args.requests, args.concurrency))
+        nodes = {"LLM_NODE_1_URL": node, "LLM_NODE_2_URL": node}
+        router = stack.enter_context(router_process(SECRET, **nodes))
+        asyncio.run(measure(node, proxy, floors, router, args.requests, args.concurrency))
 
 
 if __name__ == "__main__":

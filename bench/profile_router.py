@@ -127,16 +127,15 @@ def main() -> None:
     args = parser.parse_args()
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     raw = args.raw or Path(tempfile.mkdtemp()) / "router.txt"
-    with fake_node() as node, router_server(
-        SECRET, LLM_NODE_1_URL=node, LLM_NODE_2_URL=node
-    ) as (router, pid):
+    with (
+        fake_node() as node,
+        router_server(SECRET, LLM_NODE_1_URL=node, LLM_NODE_2_URL=node) as (router, pid),
+    ):
         asyncio.run(load(router, 3, args.concurrency, args.classified))  # warm up
-        spy = None if args.no_spy else subprocess.Popen(
-            [py_spy, "record", "--pid", str(pid), "--format", "raw", "--output", str(raw)]
-            + ["--duration", str(int(args.seconds)), "--rate", "200", "--gil", "--nonblocking"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        command = [py_spy, "record", "--pid", str(pid), "--format", "raw", "--output", str(raw)]
+        command += ["--duration", str(int(args.seconds)), "--rate", "200", "--gil", "--nonblocking"]
+        quiet = subprocess.DEVNULL
+        spy = None if args.no_spy else subprocess.Popen(command, stdout=quiet, stderr=quiet)
         cpu = cpu_seconds(pid)
         rate = asyncio.run(load(router, args.seconds, args.concurrency, args.classified))
         cpu_per_request_ms = (cpu_seconds(pid) - cpu) / (rate * args.seconds) * 1000

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
@@ -122,6 +124,14 @@ class LLMRouter:
         self.judge = judge
         self.source = source
         self._models = tuple(models)
+        # Classifying runs the encoder for milliseconds: on a thread of its own, the event
+        # loop serves other requests meanwhile, and classifications queue instead of
+        # oversubscribing the encoder's own threads. Started on first use.
+        self._classifying = ThreadPoolExecutor(max_workers=1, thread_name_prefix="classify")
+
+    def close(self) -> None:
+        """Stop the classification thread (after the classification it is running)."""
+        self._classifying.shutdown(wait=True)
 
     def use_policy(self, policy: RoutingPolicy, judge: Judge | None) -> None:
         """Route by another policy from now on (the classifier keeps its learned layer)."""
@@ -172,8 +182,14 @@ class LLMRouter:
         job_id: str,
     ) -> RoutingDecision:
         """`decide`, then the judge when one is configured and the classifier is unsure; the
-        judge's call is the job's, at its priority (the unsure task type's when none given)."""
-        classification = self._classify(prompt, task_hints, task_type, model)
+        judge's call is the job's, at its priority (the unsure task type's when none given).
+        A classification runs off the event loop."""
+        if task_type is None:
+            classification = await asyncio.get_running_loop().run_in_executor(
+                self._classifying, self._classify, prompt, task_hints, None, model
+            )
+        else:
+            classification = self._classify(prompt, task_hints, task_type, model)
         fixed = task_type is not None or model is not None
         if fixed or self.judge is None or not self.judge.wants(classification):
             override = Override.TASK_TYPE if task_type is not None else None
