@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
@@ -120,4 +121,9 @@ async def serving(
                 name="policy watcher",
             )
             stack.push_async_callback(_cancel, watcher)
+        # What exists now (the encoder, the compiled graphs, the clients) lives as long as
+        # the process: frozen out of the collector's generations, a full collection under
+        # load no longer walks it.
+        gc.collect()
+        gc.freeze()
         yield

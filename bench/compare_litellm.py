@@ -10,7 +10,7 @@ starts one fake OpenAI-compatible node, the proxy (one worker, a master key) and
   LiteLLM's `/v1/chat/completions`, the router's `/api/llm/process` with `task_type` given,
   and the router classifying a distinct prompt each time (no cache serves those);
 - requests per second and p99 at the given concurrency, LiteLLM against the router
-  (`task_type` given);
+  (`task_type` given), the median of three alternating rounds;
 - at that concurrency, the p99 of requests that give their `task_type`, alone and when every
   other request is classified (whether classifying holds the others up).
 """
@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import itertools
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -40,6 +41,9 @@ from tests.fakes.net import free_port, wait_http
 LITELLM = "litellm[proxy]==1.80.0"
 SECRET = "bench-secret-0123456789abcdef0123456789"
 MASTER_KEY = "sk-bench-0123456789"
+#: Throughput rounds per contender, and the pause before each.
+ROUNDS = 3
+PAUSE_S = 2.0
 PROMPT = "Is this login from a new country malicious? user=ann src=203.0.113.7"
 
 
@@ -171,20 +175,30 @@ async def measure(node: str, proxy: str, router: str, n: int, concurrency: int) 
             print(f"{name}: overhead {ours / litellm50:.2f}x LiteLLM's at p50")
 
         total = max(n, concurrency * 20)
-        print(f"\nConcurrency {concurrency}, {total} requests each")
+        print(f"\nConcurrency {concurrency}, {total} requests each, median of {ROUNDS} rounds")
         print("| path | requests/s | p99 ms |")
         print("|---|---|---|")
+        contenders = ["LiteLLM proxy", "gb10-router, task_type given"]
+        runs: dict[str, list[tuple[float, float]]] = {name: [] for name in contenders}
+        for round_ in range(ROUNDS):
+            # Alternating who goes first, with a pause: neither inherits the other's
+            # after-load work (LiteLLM flushes its logs in the background).
+            for name in contenders if round_ % 2 == 0 else contenders[::-1]:
+                await asyncio.sleep(PAUSE_S)
+                await throughput(paths[name], concurrency * 2, concurrency)  # warm the pools
+                runs[name].append(await throughput(paths[name], total, concurrency))
         rates = {}
-        for name in ("LiteLLM proxy", "gb10-router, task_type given"):
-            await throughput(paths[name], concurrency * 2, concurrency)  # warm the pools
-            rate, p99 = await throughput(paths[name], total, concurrency)
-            rates[name] = rate
-            print(f"| {name} | {rate:.1f} | {p99:.1f} |")
+        for name in contenders:
+            rates[name] = statistics.median(rate for rate, _ in runs[name])
+            p99 = statistics.median(p99 for _, p99 in runs[name])
+            print(f"| {name} | {rates[name]:.1f} | {p99:.1f} |")
         ratio = rates["gb10-router, task_type given"] / rates["LiteLLM proxy"]
         print(f"gb10-router serves {ratio:.2f}x LiteLLM's requests/s")
 
         given, classified = "gb10-router, task_type given", "gb10-router, classified"
+        await asyncio.sleep(PAUSE_S)
         alone = (await mixed({given: paths[given]}, total, concurrency))[given]
+        await asyncio.sleep(PAUSE_S)
         both = await mixed({given: paths[given], classified: paths[classified]}, total, concurrency)
         print(f"\nConcurrency {concurrency}: task_type given alone, then half of them classified")
         print("| requests given their task_type | p50 ms | p99 ms |\n|---|---|---|")
