@@ -16,6 +16,7 @@ from training import artifacts as a
 from training import examples as ex
 from training import examples_analyst as analyst
 from training import examples_boundaries as edge
+from training import examples_breadth as breadth
 from training import examples_context as context
 from training import examples_more as more
 from training import examples_short as short
@@ -28,37 +29,43 @@ LABELS = {
     + edge.GENERAL
     + short.GENERAL
     + context.GENERAL
-    + analyst.GENERAL,
+    + analyst.GENERAL
+    + breadth.GENERAL,
     "multilingual": ex.MULTILINGUAL
     + more.MULTILINGUAL
     + edge.MULTILINGUAL
     + short.MULTILINGUAL
     + context.MULTILINGUAL
-    + analyst.MULTILINGUAL,
+    + analyst.MULTILINGUAL
+    + breadth.MULTILINGUAL,
     "structured_parsing": ex.PARSING
     + more.PARSING
     + edge.PARSING
     + short.PARSING
     + context.PARSING
-    + analyst.PARSING,
+    + analyst.PARSING
+    + breadth.PARSING,
     "rule_generation": ex.RULEGEN
     + more.RULEGEN
     + edge.RULEGEN
     + short.RULEGEN
     + context.RULEGEN
-    + analyst.RULEGEN,
+    + analyst.RULEGEN
+    + breadth.RULEGEN,
     "adversarial_reasoning": ex.ADVERSARIAL
     + more.ADVERSARIAL
     + edge.ADVERSARIAL
     + short.ADVERSARIAL
     + context.ADVERSARIAL
-    + analyst.ADVERSARIAL,
+    + analyst.ADVERSARIAL
+    + breadth.ADVERSARIAL,
     "classification": ex.CLASSIFICATION
     + more.CLASSIFICATION
     + edge.CLASSIFICATION
     + short.CLASSIFICATION
     + context.CLASSIFICATION
-    + analyst.CLASSIFICATION,
+    + analyst.CLASSIFICATION
+    + breadth.CLASSIFICATION,
 }
 GOOD_HINTS = {
     "general_reasoning": ["summary", "explain", "analysis", "reasoning"],
