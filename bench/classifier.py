@@ -1,12 +1,13 @@
 """Accuracy, macro-F1, confusion matrix and decision latency of the task classifier.
 
-    uv run python bench/classifier.py [--data FILE.jsonl] [--classifier layered|rules]
+    uv run python bench/classifier.py [--data FILE.jsonl ...] [--classifier layered|rules]
 
-FILE is JSON lines with `prompt`, `task_hints` and `label` (default: the labelled dev set in
-../shared/data; `bench/data/holdout.jsonl` is a second set, never trained on). Runs with the
-hints and without them, then times prompts lengthened to 2,000 characters twice: with pasted
-log lines (which the ask extraction sets aside) and with prose (all of it ask, so the encoder
-sees its full window).
+Each FILE is JSON lines with `prompt`, `task_hints` and `label` (default: the labelled dev set
+in ../shared/data and the two hold-outs in bench/data, none of them trained on). For each, runs
+with the hints and without them (accuracy, macro-F1, expected calibration error, latency), then
+times prompts lengthened to 2,000 characters twice: with pasted log lines (which the ask
+extraction sets aside) and with prose (all of it ask, so the encoder sees its full window).
+Then recall by type, the confusion matrix and the reliability table, without hints.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from policies.types import TaskType
 
 ROOT = Path(__file__).resolve().parent.parent
 DEV = ROOT.parent / "shared" / "data" / "routing_dev.jsonl"
+HOLDOUTS = [ROOT / "bench" / "data" / "holdout.jsonl", ROOT / "bench" / "data" / "holdout2.jsonl"]
 PADDING = (
     "2024-03-11T02:14:55Z sshd[2231]: Failed password for root from 185.220.101.4 port 52344\n"
 )
@@ -67,49 +69,91 @@ def confusion(pairs: list[tuple[str, str]]) -> str:
     return "\n".join(lines)
 
 
+def recall_by_type(pairs: list[tuple[str, str]]) -> str:
+    cells = []
+    for label in (t.value for t in TaskType):
+        gold = [p for g, p in pairs if g == label]
+        cells.append(f"{sum(p == label for p in gold) / len(gold):.2f}" if gold else "-")
+    return "| " + " | ".join(cells) + " |"
+
+
+def reliability(outcomes: list[tuple[float, bool]], bins: int = 10) -> tuple[float, str]:
+    """Expected calibration error over equal-width confidence bins, and the table behind it."""
+    lines = ["| confidence | requests | mean confidence | accuracy |", "|---|---|---|---|"]
+    ece = 0.0
+    for k in range(bins):
+        low, high = k / bins, (k + 1) / bins
+        inside = [(c, ok) for c, ok in outcomes if low <= c < high or (k == bins - 1 and c == 1)]
+        if not inside:
+            continue
+        confidence = statistics.fmean(c for c, _ in inside)
+        accuracy = sum(ok for _, ok in inside) / len(inside)
+        ece += len(inside) / len(outcomes) * abs(confidence - accuracy)
+        lines.append(
+            f"| {low:.1f}-{high:.1f} | {len(inside)} | {confidence:.3f} | {accuracy:.3f} |"
+        )
+    return ece, "\n".join(lines)
+
+
 def run(
     classifier: Any, rows: list[dict[str, Any]], hints: bool
-) -> tuple[list[tuple[str, str]], list[float]]:
-    pairs, latencies = [], []
+) -> tuple[list[tuple[str, str]], list[float], list[tuple[float, bool]]]:
+    pairs, latencies, outcomes = [], [], []
     for row in rows:
         started = time.perf_counter()
         decision = classifier.classify(row["prompt"], row.get("task_hints") if hints else None)
         latencies.append((time.perf_counter() - started) * 1000)
         pairs.append((row["label"], decision.task_type.value))
-    return pairs, latencies
+        outcomes.append((decision.confidence, decision.task_type.value == row["label"]))
+    return pairs, latencies, outcomes
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--data", type=Path, default=DEV)
-    parser.add_argument("--classifier", choices=["layered", "rules"], default="layered")
-    args = parser.parse_args()
-    rows = [json.loads(line) for line in args.data.read_text().splitlines() if line.strip()]
-    policy = load_routing_policy(CONFIG_DIR / "routing.yaml")
-    classifier = build_classifier(Settings(classifier=args.classifier), policy)
-    for row in rows[:10]:  # warm caches
-        classifier.classify(row["prompt"])
-    print(f"classifier: {args.classifier}, {len(rows)} requests from {args.data}\n")
-    print("| run | accuracy | macro-F1 | p50 ms | p99 ms |\n|---|---|---|---|---|")
+def report(classifier: Any, path: Path) -> None:
+    """Every table for one labelled file."""
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    print(f"\n## {len(rows)} requests from {path}\n")
+    print("| run | accuracy | macro-F1 | ECE | p50 ms | p99 ms |\n|---|---|---|---|---|---|")
     results = {}
     for hints in (False, True):
-        pairs, latencies = run(classifier, rows, hints)
-        results[hints] = pairs
+        pairs, latencies, outcomes = run(classifier, rows, hints)
+        results[hints] = pairs, outcomes
         accuracy = sum(g == p for g, p in pairs) / len(pairs)
+        ece, _ = reliability(outcomes)
         print(
             f"| {'with hints' if hints else 'without hints'} | {accuracy:.3f} | "
-            f"{macro_f1(pairs):.3f} | {percentile(latencies, 50):.2f} | "
+            f"{macro_f1(pairs):.3f} | {ece:.3f} | {percentile(latencies, 50):.2f} | "
             f"{percentile(latencies, 99):.2f} |"
         )
     for name, padding in (("pasted log lines", PADDING), ("prose", PROSE)):
         long_rows = [{**row, "prompt": padded(row["prompt"], padding)} for row in rows]
-        _, latencies = run(classifier, long_rows, False)
+        _, latencies, _ = run(classifier, long_rows, False)
         print(
-            f"| padded with {name} to 2,000 chars | | | {percentile(latencies, 50):.2f} | "
+            f"| padded with {name} to 2,000 chars | | | | {percentile(latencies, 50):.2f} | "
             f"{percentile(latencies, 99):.2f} |"
         )
+    pairs, outcomes = results[False]
+    print("\nrecall by type without hints:\n")
+    print("| " + " | ".join(t.value for t in TaskType) + " |")
+    print("|---" * len(TaskType) + "|")
+    print(recall_by_type(pairs))
     print("\nconfusion matrix without hints:\n")
-    print(confusion(results[False]))
+    print(confusion(pairs))
+    print("\nreliability without hints:\n")
+    print(reliability(outcomes)[1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--data", type=Path, nargs="+", default=[DEV, *HOLDOUTS])
+    parser.add_argument("--classifier", choices=["layered", "rules"], default="layered")
+    args = parser.parse_args()
+    policy = load_routing_policy(CONFIG_DIR / "routing.yaml")
+    classifier = build_classifier(Settings(classifier=args.classifier), policy)
+    for _ in range(10):  # warm caches
+        classifier.classify("Is this login from a new country malicious?")
+    print(f"classifier: {args.classifier}")
+    for path in args.data:
+        report(classifier, path)
 
 
 if __name__ == "__main__":

@@ -29,9 +29,11 @@ class LearnedModel:
     train_ids: list[str]
     training_sha256: str
     """SHA-256 of the training file the model was fitted on."""
+    temperature: float = 1.0
+    """Logits are divided by it, so that confidence matches accuracy on held-out folds."""
 
     def probabilities(self, features: Array) -> Array:
-        logits = features @ self.weights + self.bias
+        logits = (features @ self.weights + self.bias) / self.temperature
         logits -= logits.max()
         exp = np.exp(logits)
         out: Array = exp / exp.sum()
@@ -52,6 +54,7 @@ class LearnedModel:
             train_labels=self.train_labels,
             train_ids=np.asarray(self.train_ids),
             training_sha256=np.asarray(self.training_sha256),
+            temperature=np.asarray(self.temperature),
         )
 
     @classmethod
@@ -64,6 +67,7 @@ class LearnedModel:
                 train_labels=data["train_labels"].astype(np.int64),
                 train_ids=[str(x) for x in data["train_ids"]],
                 training_sha256=str(data["training_sha256"]),
+                temperature=float(data["temperature"]) if "temperature" in data else 1.0,
             )
 
 

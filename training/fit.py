@@ -2,8 +2,9 @@
 
     uv run python -m training.fit
 
-The regularisation is chosen by 5-fold cross-validation on the training examples alone; the
-labelled dev set is for measuring, never for fitting.
+The regularisation is chosen by 5-fold cross-validation on the training examples alone, and the
+softmax temperature is fitted on the folds' held-out logits; the labelled dev set and the
+hold-outs are for measuring, never for fitting.
 """
 
 from __future__ import annotations
@@ -60,21 +61,36 @@ def build_features(
 
 def cross_validate(
     feats: npt.NDArray[np.float32], labels: npt.NDArray[np.int64], groups: list[str], l2: float
-) -> float:
-    """Accuracy without hints, folds split by template so that variants never straddle them."""
+) -> tuple[float, npt.NDArray[np.float32]]:
+    """Accuracy without hints, and each example's out-of-fold logits without hints; folds
+    split by template so that variants never straddle them."""
     pairs = len(labels) // 2
     names = sorted(set(groups))
     order = np.random.default_rng(1).permutation(len(names))
-    correct = 0
+    logits = np.zeros((pairs, len(LABELS)), dtype=np.float32)
     for fold in range(5):
         held_groups = {names[i] for i in order[fold::5]}
         held = {i for i in range(pairs) if groups[i] in held_groups}
         train_idx = [i for i in range(len(labels)) if i // 2 not in held]
         test_idx = [i for i in range(len(labels)) if i // 2 in held and i % 2 == 1]
         w, b = fit_softmax(feats[train_idx], labels[train_idx], l2=l2, steps=600)
-        pred = np.argmax(feats[test_idx] @ w + b, axis=1)
-        correct += int((pred == labels[test_idx]).sum())
-    return correct / (pairs)
+        logits[[i // 2 for i in test_idx]] = feats[test_idx] @ w + b
+    correct = int((logits.argmax(1) == labels[1::2]).sum())
+    return correct / pairs, logits
+
+
+def fit_temperature(logits: npt.NDArray[np.float32], labels: npt.NDArray[np.int64]) -> float:
+    """The softmax temperature that minimises the negative log-likelihood of held-out logits
+    (temperature scaling): confidence then matches accuracy on requests the fit never saw."""
+    best_t, best_nll = 1.0, float("inf")
+    for t in np.exp(np.linspace(np.log(0.25), np.log(8.0), 121)):
+        scaled = logits / t
+        scaled = scaled - scaled.max(1, keepdims=True)
+        log_p = scaled - np.log(np.exp(scaled).sum(1, keepdims=True))
+        nll = float(-log_p[np.arange(len(labels)), labels].mean())
+        if nll < best_nll:
+            best_t, best_nll = float(t), nll
+    return best_t
 
 
 def main() -> None:
@@ -85,10 +101,12 @@ def main() -> None:
     embeddings, feats, labels = build_features(rows, encoder, rules)
     print(f"{len(rows)} examples embedded in {time.perf_counter() - started:.1f}s")
     groups = [r["id"].rsplit("-", 1)[0] for r in rows]
-    scores = {l2: cross_validate(feats, labels, groups, l2) for l2 in L2_CHOICES}
-    for l2, acc in scores.items():
+    folds = {l2: cross_validate(feats, labels, groups, l2) for l2 in L2_CHOICES}
+    for l2, (acc, _) in folds.items():
         print(f"  l2={l2:g}: 5-fold accuracy without hints {acc:.3f}")
-    best = max(scores, key=lambda k: scores[k])
+    best = max(folds, key=lambda k: folds[k][0])
+    temperature = fit_temperature(folds[best][1], labels[1::2])
+    print(f"  temperature {temperature:.3f}, fitted on the out-of-fold logits")
     w, b = fit_softmax(feats, labels, l2=best)
     model = LearnedModel(
         weights=w,
@@ -97,6 +115,7 @@ def main() -> None:
         train_labels=labels[::2].copy(),
         train_ids=[r["id"] for r in rows],
         training_sha256=file_sha256(TRAINING_FILE),
+        temperature=temperature,
     )
     model.save(MODEL_FILE)
     print(f"saved {MODEL_FILE} (l2={best:g}) in {time.perf_counter() - started:.1f}s")
