@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
+import os
+import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -16,6 +19,10 @@ from policies.errors import InvalidRequest, UnknownModel
 from policies.routing_policy import RoutingPolicy
 from policies.types import DecisionLayer, TaskType
 from policies.usage import Usage
+
+log = logging.getLogger(__name__)
+#: The classification thread's nice value (0 normal, 19 lowest).
+CLASSIFY_NICE = 10
 
 
 class TaskClassifier(Protocol):
@@ -108,6 +115,15 @@ class PolicySource:
     """Why the latest change to the file was refused, if it was."""
 
 
+def _yield_to_the_loop() -> None:
+    """Lower the calling thread's scheduling priority: when the cores are busy, the event
+    loop (and the requests that need no classification) goes first."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), CLASSIFY_NICE)
+    except OSError as exc:  # not permitted, or not Linux: classification still runs
+        log.info("classification thread keeps its priority: %s", exc)
+
+
 class LLMRouter:
     """Explicit task_type or model wins; otherwise the classifier decides (and maybe a judge)."""
 
@@ -127,7 +143,9 @@ class LLMRouter:
         # Classifying runs the encoder for milliseconds: on a thread of its own, the event
         # loop serves other requests meanwhile, and classifications queue instead of
         # oversubscribing the encoder's own threads. Started on first use.
-        self._classifying = ThreadPoolExecutor(max_workers=1, thread_name_prefix="classify")
+        self._classifying = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="classify", initializer=_yield_to_the_loop
+        )
 
     def close(self) -> None:
         """Stop the classification thread (after the classification it is running)."""

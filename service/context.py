@@ -216,7 +216,9 @@ async def require_admin(principal: Annotated[Principal, Depends(current_principa
     return principal
 
 
-async def require_operator(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+async def require_operator(
+    principal: Annotated[Principal, Depends(current_principal)],
+) -> Principal:
     """The caller, who must hold the operator or global-admin role; 403 otherwise."""
     if not principal.is_operator:
         raise HTTPException(403, "operator role required: node state is shared by every tenant")
