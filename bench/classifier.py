@@ -7,7 +7,8 @@ in ../shared/data and the two hold-outs in bench/data, none of them trained on).
 with the hints and without them (accuracy, macro-F1, expected calibration error, latency), then
 times prompts lengthened to 2,000 characters twice: with pasted log lines (which the ask
 extraction sets aside) and with prose (all of it ask, so the encoder sees its full window).
-Then recall by type, the confusion matrix and the reliability table, without hints.
+Then recall by type, the confusion matrix and the reliability table, without hints. The first
+line gives the resident memory loading the classifier added to the process.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from app.settings import Settings
 from bench.common import percentile
 from cluster.config import CONFIG_DIR, load_routing_policy
 from policies.types import TaskType
+from training.calibration import reliability
 
 ROOT = Path(__file__).resolve().parent.parent
 DEV = ROOT.parent / "shared" / "data" / "routing_dev.jsonl"
@@ -69,30 +71,20 @@ def confusion(pairs: list[tuple[str, str]]) -> str:
     return "\n".join(lines)
 
 
+def resident_mb() -> float:
+    """This process's resident memory (VmRSS), in MB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def recall_by_type(pairs: list[tuple[str, str]]) -> str:
     cells = []
     for label in (t.value for t in TaskType):
         gold = [p for g, p in pairs if g == label]
         cells.append(f"{sum(p == label for p in gold) / len(gold):.2f}" if gold else "-")
     return "| " + " | ".join(cells) + " |"
-
-
-def reliability(outcomes: list[tuple[float, bool]], bins: int = 10) -> tuple[float, str]:
-    """Expected calibration error over equal-width confidence bins, and the table behind it."""
-    lines = ["| confidence | requests | mean confidence | accuracy |", "|---|---|---|---|"]
-    ece = 0.0
-    for k in range(bins):
-        low, high = k / bins, (k + 1) / bins
-        inside = [(c, ok) for c, ok in outcomes if low <= c < high or (k == bins - 1 and c == 1)]
-        if not inside:
-            continue
-        confidence = statistics.fmean(c for c, _ in inside)
-        accuracy = sum(ok for _, ok in inside) / len(inside)
-        ece += len(inside) / len(outcomes) * abs(confidence - accuracy)
-        lines.append(
-            f"| {low:.1f}-{high:.1f} | {len(inside)} | {confidence:.3f} | {accuracy:.3f} |"
-        )
-    return ece, "\n".join(lines)
 
 
 def run(
@@ -148,10 +140,11 @@ def main() -> None:
     parser.add_argument("--classifier", choices=["layered", "rules"], default="layered")
     args = parser.parse_args()
     policy = load_routing_policy(CONFIG_DIR / "routing.yaml")
+    before = resident_mb()
     classifier = build_classifier(Settings(classifier=args.classifier), policy)
     for _ in range(10):  # warm caches
         classifier.classify("Is this login from a new country malicious?")
-    print(f"classifier: {args.classifier}")
+    print(f"classifier: {args.classifier}, resident memory {resident_mb() - before:.0f} MB")
     for path in args.data:
         report(classifier, path)
 

@@ -62,7 +62,7 @@ class JudgePolicy(BaseModel):
     """Ask the judge at all."""
     model: str = "granite-guardian"
     """The model that judges."""
-    below_confidence: float = Field(default=0.5, ge=0, le=1)
+    below_confidence: float = Field(default=0.7, ge=0, le=1)
     """Ask only when the classifier's confidence is under this."""
     timeout_s: float = Field(default=2.0, gt=0)
     """Give up on the judge after this long and keep the classifier's decision."""

@@ -98,6 +98,19 @@ RULEGEN = [
     "/detect kql lsass handle opened by a process not signed by Microsoft, last 24h",
     "Query for the hunt, Splunk: processes whose parent is w3wp.exe and child is cmd, powershell or whoami.",
     "Cloud team needs an Azure Resource Graph query listing VMs with public IPs and NSGs allowing 3389 from the internet.",
+    # Filters and one-liners that select fields: the expression is the deliverable.
+    "jq filter please: from these CloudTrail records keep eventName and sourceIPAddress.\n{log}",
+    "need a jq expression that pulls .actor.alternateId out of every Okta event",
+    "yq one-liner to keep only the image field of every container in this manifest",
+    "JSONPath that selects every IP under detections[*].entities, please.",
+    "awk command that prints the 1st and 9th column of these access log lines\n{log}",
+    "Give me a sed expression that strips the timestamps from these lines.\n{log}",
+    "PowerShell pipeline: Get-WinEvent 4624, keep TimeCreated, TargetUserName and IpAddress only.",
+    "Splunk rex to capture the src and dst fields from these firewall lines\n{log}",
+    "XPath query that returns the EventID of every event in this export.",
+    "python one-liner that keeps the 'sha256' key of each JSON line in alerts.jsonl",
+    "grep -E pattern that keeps only lines with a private 10.x address",
+    "Write the jq to flatten this alert into src, dst and rule name.\n{alert}",
 ]
 
 GENERAL = [
@@ -268,6 +281,13 @@ PARSING = [
     "Turn these STIX patterns into plain type,value rows:\n[ipv4-addr:value = '193.42.33.8']\n[domain-name:value = 'app.sync-cdn.org']\n[file:hashes.'SHA-256' = '9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08']",
     'registry export -> CSV of key, value name, data\n[HKEY_CURRENT_USER\\Software\\Microsoft\\Windows\\CurrentVersion\\Run]\n"upd"="C:\\\\Temp\\\\upd.exe"\n"OneDrive"="C:\\\\Program Files\\\\Microsoft OneDrive\\\\OneDrive.exe /background"',
     "Which CVEs and KB numbers appear in this patch note? JSON list of objects.\n'May rollup KB5037771 fixes CVE-2024-30051 (DWM) and CVE-2024-30040 (MSHTML); KB5037768 for Server 2019 covers the same.'",
+    # The values themselves, not the expression that would find them: structured_parsing.
+    "Run this jq in your head on the records below and give me the output as a table: {{eventName, sourceIPAddress}}\n{log}",
+    "From these CloudTrail records, list eventName and sourceIPAddress for each one as CSV.\n{log}",
+    "Which values would this awk command print for these lines? Give them as a list.\n{log}",
+    "Pull the actor.alternateId of each Okta event below into a JSON array.\n{alert}",
+    "Keep only TimeCreated, TargetUserName and IpAddress from these 4624 events, as a table.\n{log}",
+    "Flatten this alert into src, dst and rule name, JSON please.\n{alert}",
 ]
 
 CLASSIFICATION = [

@@ -25,6 +25,7 @@ from routing.encoder import MiniLMEncoder
 from routing.features import feature_vector
 from routing.language import ask_text, pasted_foreign_share
 from routing.learned import LABELS, LearnedModel, fit_softmax
+from training.calibration import fit_temperature, reliability
 
 DATA = Path(__file__).resolve().parent.parent / "routing" / "data"
 TRAINING_FILE = DATA / "routing_train.jsonl"
@@ -79,20 +80,6 @@ def cross_validate(
     return correct / pairs, logits
 
 
-def fit_temperature(logits: npt.NDArray[np.float32], labels: npt.NDArray[np.int64]) -> float:
-    """The softmax temperature that minimises the negative log-likelihood of held-out logits
-    (temperature scaling): confidence then matches accuracy on requests the fit never saw."""
-    best_t, best_nll = 1.0, float("inf")
-    for t in np.exp(np.linspace(np.log(0.25), np.log(8.0), 121)):
-        scaled = logits / t
-        scaled = scaled - scaled.max(1, keepdims=True)
-        log_p = scaled - np.log(np.exp(scaled).sum(1, keepdims=True))
-        nll = float(-log_p[np.arange(len(labels)), labels].mean())
-        if nll < best_nll:
-            best_t, best_nll = float(t), nll
-    return best_t
-
-
 def main() -> None:
     started = time.perf_counter()
     rows = load_rows(TRAINING_FILE)
@@ -105,8 +92,15 @@ def main() -> None:
     for l2, (acc, _) in folds.items():
         print(f"  l2={l2:g}: 5-fold accuracy without hints {acc:.3f}")
     best = max(folds, key=lambda k: folds[k][0])
-    temperature = fit_temperature(folds[best][1], labels[1::2])
-    print(f"  temperature {temperature:.3f}, fitted on the out-of-fold logits")
+    held_out, truth = folds[best][1], labels[1::2]
+    temperature = fit_temperature(held_out, truth)
+    scaled = held_out / temperature
+    p = np.exp(scaled - scaled.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    outcomes = list(zip(p.max(1).tolist(), (p.argmax(1) == truth).tolist(), strict=True))
+    ece, table = reliability(outcomes)
+    print(f"  temperature {temperature:.3f}, fitted on the out-of-fold logits; their ECE {ece:.3f}")
+    print(table)
     w, b = fit_softmax(feats, labels, l2=best)
     model = LearnedModel(
         weights=w,

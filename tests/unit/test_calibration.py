@@ -6,9 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.classifier import reliability
 from routing.learned import LABELS, LearnedModel
-from training.fit import fit_temperature
+from training.calibration import fit_temperature, reliability
 
 
 def overconfident(n: int = 600, right: float = 0.7) -> tuple[np.ndarray, np.ndarray]:

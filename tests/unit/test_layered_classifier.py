@@ -58,6 +58,50 @@ def test_typical_requests(classifier: LayeredClassifier, prompt: str, task: Task
     assert classifier.classify(prompt).task_type is task
 
 
+@pytest.mark.parametrize(
+    ("prompt", "task"),
+    [
+        # The script, query or configuration is the deliverable: rule_generation.
+        (
+            "Need a bash one-liner that lists every user with UID 0 in /etc/passwd.",
+            TaskType.RULE_GENERATION,
+        ),
+        (
+            "Give me an osquery query for launch daemons added in the last day.",
+            TaskType.RULE_GENERATION,
+        ),
+        ("Write an auditd rule that logs every write to /etc/sudoers.", TaskType.RULE_GENERATION),
+        (
+            "jq filter please: from this CloudTrail JSON keep eventName and sourceIPAddress.",
+            TaskType.RULE_GENERATION,
+        ),
+        # An English request for one label about foreign text, a URL or domains: classification.
+        (
+            "Spam or not? Just the word.\n'Gana un iPhone gratis, haz clic aquí ahora'",
+            TaskType.CLASSIFICATION,
+        ),
+        (
+            "Phishing or legitimate, one word: hxxp://micros0ft-login[.]support/auth",
+            TaskType.CLASSIFICATION,
+        ),
+        # Saying what a rule does is general_reasoning; writing it is rule_generation.
+        (
+            "What does this Sigma rule actually catch? Explain it for the runbook.\n"
+            "detection:\n  selection:\n    Image|endswith: '\\\\rundll32.exe'\n"
+            "  condition: selection",
+            TaskType.GENERAL_REASONING,
+        ),
+    ],
+)
+def test_boundary_conventions(classifier: LayeredClassifier, prompt: str, task: TaskType) -> None:
+    assert classifier.classify(prompt).task_type is task
+
+
+def test_confidence_is_calibrated_by_the_fitted_temperature() -> None:
+    model = LearnedModel.load(DEFAULT_MODEL)
+    assert 0.2 < model.temperature < 5 and model.temperature != 1.0
+
+
 def test_a_decision_explains_itself(classifier: LayeredClassifier) -> None:
     decision = classifier.classify("Write a Sigma rule for certutil downloads", ["rule"])
     assert decision.layer == "learned"
