@@ -7,6 +7,8 @@ import gc
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
+from threadpoolctl import threadpool_limits
+
 from app.backends import checkpointer, open_audit_store, open_job_store, rate_counters
 from app.runtime import RouterRuntime
 from app.settings import Settings
@@ -121,6 +123,9 @@ async def serving(
                 name="policy watcher",
             )
             stack.push_async_callback(_cancel, watcher)
+        # numpy's products here are small (the classifier's), and idle BLAS threads spin on
+        # the cores the event loop and the encoder need: one thread, for the whole process.
+        threadpool_limits(limits=1, user_api="blas")
         # What exists now (the encoder, the compiled graphs, the clients) lives as long as
         # the process: frozen out of the collector's generations, a full collection under
         # load no longer walks it.
