@@ -1,0 +1,120 @@
+"""Reading a batch chunk's answer back item by item, by the numbers the items were sent with.
+
+A chunk of items `first+1 .. first+count` (numbered as in the whole batch) comes back as text:
+`7. malicious`, `7) ...`, `Item 7: ...`, `[7] ...`, an answer running on over several lines, or
+a JSON object or list of `{item, answer}`. Each item gets its answer, or why it has none: the
+model skipped it, left it empty, or (for a label set) answered with something not in the set.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+#: A line that starts an item's answer: an optional bullet and "item", the number, a closer.
+_NUMBERED = re.compile(
+    r"^\s*(?:[-*•]\s*)?(?:\*\*)?(?:item\s*#?\s*)?"
+    r"(?:\[(\d{1,5})\]|\((\d{1,5})\)|#?(\d{1,5})\s*[.):\-–—])"
+    r"(?:\*\*)?\s*[.):\-–—]?\s*(.*)$",
+    re.IGNORECASE,
+)
+_EDGE = re.compile(r"^[\s\"'`*_.,;:!()\[\]-]+|[\s\"'`*_.,;:!()\[\]-]+$")
+
+
+@dataclass(frozen=True)
+class ItemAnswer:
+    """One item's answer, or why there is none."""
+
+    index: int
+    """The item's position in the whole batch, from 0."""
+    answer: str | None
+    """The answer (the label, for a label set); None when missing."""
+    problem: str | None = None
+    """Why the answer is missing: skipped, empty, or not a label of the set."""
+
+
+def read_answers(
+    text: str, first_index: int, count: int, labels: Sequence[str] | None = None
+) -> list[ItemAnswer]:
+    """The answers of items `first_index .. first_index + count - 1`, in order."""
+    wanted = range(first_index + 1, first_index + count + 1)
+    found = _from_json(text, wanted)
+    if found is None:
+        found = _from_lines(text, wanted)
+    answers = []
+    for number in wanted:
+        raw = found.get(number)
+        index = number - 1
+        if raw is None:
+            answers.append(ItemAnswer(index, None, "skipped: no answer numbered " + str(number)))
+        elif not raw.strip():
+            answers.append(ItemAnswer(index, None, "garbled: empty answer"))
+        elif labels:
+            answers.append(_as_label(index, raw, labels))
+        else:
+            answers.append(ItemAnswer(index, raw.strip()))
+    return answers
+
+
+def _from_lines(text: str, wanted: range) -> dict[int, str]:
+    found: dict[int, list[str]] = {}
+    current: int | None = None
+    for line in text.splitlines():
+        match = _NUMBERED.match(line)
+        number = int(next(g for g in match.groups()[:3] if g)) if match else None
+        if number is not None and number in wanted and number not in found and match:
+            current = number
+            found[current] = [match.group(4).strip()]
+        elif number is not None and number not in wanted:
+            current = None  # another list (or the items echoed back): not an answer
+        elif current is not None and line.strip():
+            found[current].append(line.strip())
+    return {n: "\n".join(part for part in parts if part) for n, parts in found.items()}
+
+
+def _from_json(text: str, wanted: range) -> dict[int, str] | None:
+    """Answers given as JSON: {"7": "..."}, [{"item": 7, "answer": "..."}] or a bare list in
+    item order; None when the text is not such JSON."""
+    body = text.strip()
+    if body.startswith("```"):
+        body = body.strip("`").removeprefix("json").strip()
+    if not body.startswith(("{", "[")):
+        return None
+    try:
+        data: Any = json.loads(body)
+    except ValueError:
+        return None
+    if isinstance(data, dict):
+        data = data.get("answers", data)
+    if isinstance(data, dict):
+        return {int(k): _text(v) for k, v in data.items() if str(k).isdigit()}
+    if not isinstance(data, list):
+        return None
+    if all(isinstance(entry, dict) for entry in data):
+        out = {}
+        for entry in data:
+            number = entry.get("item", entry.get("index", entry.get("id")))
+            if isinstance(number, int) or (isinstance(number, str) and number.isdigit()):
+                out[int(number)] = _text(entry.get("answer", entry.get("label", "")))
+        return out
+    return {number: _text(value) for number, value in zip(wanted, data, strict=False)}
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _as_label(index: int, raw: str, labels: Sequence[str]) -> ItemAnswer:
+    """The label `raw` names: the whole answer, or its first words before any reason."""
+    by_name = {label.casefold(): label for label in labels}
+    answer = _EDGE.sub("", raw.strip().splitlines()[0]).casefold()
+    if answer in by_name:
+        return ItemAnswer(index, by_name[answer])
+    for name in sorted(by_name, key=len, reverse=True):
+        if answer.startswith(name) and not answer[len(name) : len(name) + 1].isalnum():
+            return ItemAnswer(index, by_name[name])
+    shown = raw.strip().splitlines()[0][:60]
+    return ItemAnswer(index, None, f"garbled: {shown!r} is not one of {', '.join(labels)}")
