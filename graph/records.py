@@ -87,10 +87,41 @@ class BranchResult:
     """The answer, or None when the call failed."""
     error: ErrorInfo | None
     """The failure, or None."""
+    items_asked: list[int] = field(default_factory=list)
+    """The batch items (from 0) the call was asked about; empty outside batches."""
 
     @property
     def label(self) -> str:
         return branch_label(self.model, self.node_id)
+
+
+class ItemStatus(StrEnum):
+    """How a batch item's answer came about."""
+
+    ANSWERED = "answered"
+    RETRIED = "retried"
+    """Skipped or garbled by its first call, answered on the retry."""
+    MISSING = "missing"
+    """No usable answer, retry included."""
+
+
+@dataclass(frozen=True)
+class BatchItem:
+    """One batch item's answer, with who gave it."""
+
+    index: int
+    """Position in the request's `items`, from 0."""
+    status: ItemStatus
+    answer: str | None
+    """The answer (a label of the set, when one was given); None when missing."""
+    model: str | None
+    """Model whose answer this is (or which failed it last)."""
+    node_id: str | None
+    """Node that model ran on."""
+    confidence: float | None
+    """The answering call's confidence (from its token log-probabilities)."""
+    problem: str | None = None
+    """Why the first answer was unusable (retried), or why there is none (missing)."""
 
 
 @dataclass(frozen=True)
@@ -121,6 +152,8 @@ class JobResult:
     """Every call of a merged step, failures too, in item order."""
     chain: list[ChainStep] = field(default_factory=list)
     """A chain's steps."""
+    items: list[BatchItem] = field(default_factory=list)
+    """A batch's answers, one per input item, in input order."""
 
     @property
     def completion(self) -> Completion:
@@ -140,6 +173,7 @@ class JobResult:
 #: Every type a checkpoint of this state may hold; the checkpointer revives these alone.
 CHECKPOINTED_TYPES: tuple[type, ...] = (
     Alternate,
+    BatchItem,
     BranchResult,
     CallResult,
     ChainStep,
@@ -148,6 +182,7 @@ CHECKPOINTED_TYPES: tuple[type, ...] = (
     ErrorInfo,
     ExecutionMode,
     FailedOver,
+    ItemStatus,
     JobResult,
     JobStatus,
     MergeReport,

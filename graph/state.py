@@ -9,6 +9,7 @@ from typing import Annotated, Any, Required, cast
 from typing_extensions import TypedDict
 
 from graph.records import (
+    BatchItem,
     BranchResult,
     ChainStep,
     JobResult,
@@ -41,7 +42,9 @@ class RouterInput(TypedDict, total=False):
     operations: list[str]
     """Chain steps, e.g. extract, classify, generate."""
     items: list[str]
-    """A batch of items to split across nodes (parallel)."""
+    """A batch of items to split across nodes (parallel); each gets its own answer."""
+    labels: list[str]
+    """The label set each batch item's answer must come from (a classification batch)."""
     batch_size: int | None
     """Declared batch size; with no items the prompt is fanned out instead."""
     merge_strategy: str | None
@@ -88,6 +91,8 @@ class BranchTask(TypedDict):
     """Index of the chunk's first item in the batch, or None."""
     item_count: int
     """Items in the chunk (0 when not a batch)."""
+    items_asked: list[int]
+    """The batch items (from 0) the call asks about: the chunk's, or a retry's."""
     job_id: str
     """The job's reservation key (tenant and job id), for a failover reservation."""
     priority: int
@@ -143,6 +148,10 @@ class RouterState(RouterInput, RouterOutput, total=False):
     """Results of every call, all steps; fan-out branches join here."""
     chain_index: int
     """Index of the chain operation being run."""
+    batch_items: list[BatchItem]
+    """Each batch item's answer so far, in input order."""
+    items_retried: bool
+    """The batch's skipped and garbled items have had their one retry."""
 
 
 def restored(values: dict[str, Any]) -> RouterState:

@@ -112,4 +112,5 @@ def _outcome(
         item_count=task["item_count"],
         call=result,
         error=error,
+        items_asked=list(task["items_asked"]),
     )

@@ -49,8 +49,9 @@ async def merge(state: RouterState, runtime: Runtime[RouterContext]) -> dict[str
         raise error_from_info(
             failed[0].error or ErrorInfo("router_error", "every call failed", 500)
         )
+    items = list(state.get("batch_items") or [])
     if len(step) == 1:
-        return {**done, "result": JobResult(call=ok[0].call)}
+        return {**done, "result": JobResult(call=ok[0].call, items=items)}
 
     calls = [r.call for r in ok if r.call is not None]
     candidates = [candidate(c) for c in calls]
@@ -76,6 +77,7 @@ async def merge(state: RouterState, runtime: Runtime[RouterContext]) -> dict[str
         merged=_merged(state["job_id"], outcome.answer, calls),
         merge=report,
         branches=step,
+        items=items,
     )
     return {**done, "result": result, "usage": merged.usage}
 

@@ -21,6 +21,27 @@ from policies.types import ExecutionMode
 def _task(
     lease: Lease, branch: int, prompt: str, state: RouterState, first_item: int | None, count: int
 ) -> BranchTask:
+    return branch_task(
+        lease,
+        branch,
+        prompt,
+        state,
+        first_item,
+        count,
+        list(range(first_item or 0, (first_item or 0) + count)),
+    )
+
+
+def branch_task(
+    lease: Lease,
+    branch: int,
+    prompt: str,
+    state: RouterState,
+    first_item: int | None,
+    count: int,
+    items_asked: list[int],
+) -> BranchTask:
+    """A call of `prompt` on `lease`, asking about the batch items `items_asked`."""
     routing = state["routing"]
     parameters = dict(state.get("parameters") or {})
     return BranchTask(
@@ -34,6 +55,7 @@ def _task(
         parameters=parameters,
         first_item=first_item,
         item_count=count,
+        items_asked=items_asked,
         job_id=reservations(state),
         priority=routing.priority,
         # A fan-out across models keeps each branch on its own model.
@@ -85,6 +107,7 @@ async def schedule(state: RouterState, runtime: Runtime[RouterContext]) -> dict[
     granted = state.get("granted_lease")
     first = ctx.scheduler.lease(granted)
     items = list(state.get("items") or [])
+    labels = list(state.get("labels") or [])
     prompt = state["prompt"]
 
     if mode is ExecutionMode.PARALLEL:
@@ -108,14 +131,21 @@ async def schedule(state: RouterState, runtime: Runtime[RouterContext]) -> dict[
         for branch, ((start, chunk), lease) in enumerate(zip(chunks, leases, strict=False)):
             plan.append(
                 _task(
-                    lease, branch, numbered_prompt(prompt, chunk, start), state, start, len(chunk)
+                    lease,
+                    branch,
+                    numbered_prompt(prompt, chunk, start, labels),
+                    state,
+                    start,
+                    len(chunk),
                 )
             )
         for lease in leases[len(chunks) :]:
             ctx.scheduler.release(lease)
         leases = leases[: len(chunks)]
     elif items:
-        plan.append(_task(leases[0], 0, numbered_prompt(prompt, items, 0), state, 0, len(items)))
+        plan.append(
+            _task(leases[0], 0, numbered_prompt(prompt, items, 0, labels), state, 0, len(items))
+        )
     else:
         plan.extend(_task(lease, i, prompt, state, None, 0) for i, lease in enumerate(leases))
 

@@ -1,6 +1,6 @@
 """Reading a batch chunk's answer back item by item, by the numbers the items were sent with.
 
-A chunk of items `first+1 .. first+count` (numbered as in the whole batch) comes back as text:
+A call asked about some of a batch's items (numbered from 1 as in the whole batch) answers as text:
 `7. malicious`, `7) ...`, `Item 7: ...`, `[7] ...`, an answer running on over several lines, or
 a JSON object or list of `{item, answer}`. Each item gets its answer, or why it has none: the
 model skipped it, left it empty, or (for a label set) answered with something not in the set.
@@ -36,11 +36,9 @@ class ItemAnswer:
     """Why the answer is missing: skipped, empty, or not a label of the set."""
 
 
-def read_answers(
-    text: str, first_index: int, count: int, labels: Sequence[str] | None = None
-) -> list[ItemAnswer]:
-    """The answers of items `first_index .. first_index + count - 1`, in order."""
-    wanted = range(first_index + 1, first_index + count + 1)
+def read_answers(text: str, indices: Sequence[int], labels: Sequence[str] = ()) -> list[ItemAnswer]:
+    """The answers of the items at `indices` (from 0; numbered from 1 in the text), in order."""
+    wanted = [index + 1 for index in indices]
     found = _from_json(text, wanted)
     if found is None:
         found = _from_lines(text, wanted)
@@ -59,7 +57,7 @@ def read_answers(
     return answers
 
 
-def _from_lines(text: str, wanted: range) -> dict[int, str]:
+def _from_lines(text: str, wanted: Sequence[int]) -> dict[int, str]:
     found: dict[int, list[str]] = {}
     current: int | None = None
     for line in text.splitlines():
@@ -75,7 +73,7 @@ def _from_lines(text: str, wanted: range) -> dict[int, str]:
     return {n: "\n".join(part for part in parts if part) for n, parts in found.items()}
 
 
-def _from_json(text: str, wanted: range) -> dict[int, str] | None:
+def _from_json(text: str, wanted: Sequence[int]) -> dict[int, str] | None:
     """Answers given as JSON: {"7": "..."}, [{"item": 7, "answer": "..."}] or a bare list in
     item order; None when the text is not such JSON."""
     body = text.strip()

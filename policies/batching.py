@@ -38,7 +38,22 @@ def chunk_items(items: Sequence[str], weights: Sequence[float]) -> list[tuple[in
     return chunks
 
 
-def numbered_prompt(prompt: str, items: Sequence[str], first_index: int) -> str:
+#: How a batch's items are to be answered, so that each answer can be read back by number.
+ANSWER_FORMAT = "Answer every item on its own line as `<number>. <answer>`, keeping its number."
+
+
+def numbered_prompt(
+    prompt: str, items: Sequence[str], first_index: int, labels: Sequence[str] = ()
+) -> str:
     """The prompt followed by the chunk's items, numbered as in the whole batch."""
-    lines = [f"{first_index + i + 1}. {item}" for i, item in enumerate(items)]
-    return f"{prompt}\n\n" + "\n".join(lines)
+    return item_prompt(prompt, list(enumerate(items, first_index)), labels)
+
+
+def item_prompt(
+    prompt: str, numbered: Sequence[tuple[int, str]], labels: Sequence[str] = ()
+) -> str:
+    """The prompt, how to answer (one of `labels`, when given), then each (index, item) as
+    `index + 1. item`."""
+    ask = ANSWER_FORMAT + (f" Each answer is one of: {', '.join(labels)}." if labels else "")
+    lines = [f"{index + 1}. {item}" for index, item in numbered]
+    return f"{prompt}\n\n{ask}\n\n" + "\n".join(lines)

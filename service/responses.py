@@ -15,7 +15,14 @@ from cluster.health import HealthBoard
 from cluster.pool import Endpoint
 from cluster.registry import NodeState
 from cluster.scheduler import NodeRef, QueueEntry
-from graph.records import BranchResult, ChainStep, JobResult, SchedulingReport, job_of
+from graph.records import (
+    BatchItem,
+    BranchResult,
+    ChainStep,
+    JobResult,
+    SchedulingReport,
+    job_of,
+)
 from graph.state import RouterOutput
 from policies.errors import ErrorInfo
 from policies.merge import MergeReport
@@ -177,7 +184,22 @@ def result_json(r: JobResult) -> dict[str, Any]:
         out["branches"] = [branch_summary_json(b) for b in r.branches]
     if r.chain:
         out["chain"] = [chain_step_json(s) for s in r.chain]
+    if r.items:
+        out["items"] = [batch_item_json(i) for i in r.items]
     return out
+
+
+def batch_item_json(i: BatchItem) -> dict[str, Any]:
+    """One batch item's answer, who gave it, and why it was retried or is missing."""
+    return {
+        "index": i.index,
+        "status": i.status.value,
+        "answer": i.answer,
+        "model": i.model,
+        "node_id": i.node_id,
+        "confidence": i.confidence,
+        "problem": i.problem,
+    }
 
 
 def models_used(out: RouterOutput) -> list[str]:
@@ -273,6 +295,7 @@ _RENDERERS: dict[type, Any] = {
     JobResult: result_json,
     ChainStep: chain_step_json,
     BranchResult: branch_json,
+    BatchItem: batch_item_json,
     CallResult: call_json,
     Completion: completion_json,
     MergeReport: merge_json,

@@ -107,7 +107,11 @@ class ProcessRequest(BaseModel):
     operations: list[str] = Field(default_factory=list, max_length=16)
     """Chain steps, e.g. extract, classify, generate."""
     items: list[str] = Field(default_factory=list)
-    """Batch items to split across nodes."""
+    """Batch items to split across nodes; each gets its own answer in `result.items`."""
+    labels: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
+        default_factory=list, max_length=32
+    )
+    """The label set every batch item's answer must come from (a classification batch)."""
     batch_size: int | None = Field(default=None, ge=1)
     """Declared batch size."""
     models: list[str] = Field(default_factory=list, max_length=16)
@@ -138,6 +142,8 @@ class ProcessRequest(BaseModel):
     def _chain_needs_operations(self) -> ProcessRequest:
         if self.requires_chaining and not self.operations:
             raise ValueError("requires_chaining needs a non-empty operations list")
+        if self.labels and not self.items:
+            raise ValueError("labels are for batch items: give items too")
         return self
 
     def graph_input(self, *, user: str, tenant: str, job_id: str) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Collection
 from typing import Any
 
 import pytest
@@ -228,3 +229,85 @@ async def test_fan_out_branches_run_at_the_same_time(
     # node itself, so a busy machine cannot make this pass or fail).
     assert fake_cluster.node2.max_in_flight == 3
     assert fake_cluster.node1.max_in_flight == 1
+
+
+def answer_each(
+    skip: Collection[int] = (), garble: Collection[int] = ()
+) -> Callable[[str, list[dict[str, Any]]], str]:
+    """A reply that labels every numbered item `benign`, leaving out the numbers in `skip` and
+    answering those in `garble` with something that is no label."""
+
+    def reply(model: str, messages: list[dict[str, Any]]) -> str:
+        lines = [ln for ln in str(messages[-1]["content"]).splitlines() if ln[:1].isdigit()]
+        numbers = [int(ln.split(".")[0]) for ln in lines]
+        return "\n".join(
+            f"{n}. {'no idea, sorry' if n in garble else 'benign'}"
+            for n in numbers
+            if n not in skip
+        )
+
+    return reply
+
+
+async def test_a_batch_answers_item_by_item_and_retries_what_a_branch_skipped_elsewhere(
+    graph: Any, runtime: RouterRuntime, fake_cluster: FakeCluster
+) -> None:
+    items = [f"log line {i}" for i in range(50)]
+    node1_calls = 0
+
+    def node1_reply(model: str, messages: list[dict[str, Any]]) -> str:
+        # Its chunk's 1st and 2nd items skipped and its 3rd garbled, on its first call only.
+        nonlocal node1_calls
+        node1_calls += 1
+        content = str(messages[-1]["content"])
+        numbers = [int(ln.split(".")[0]) for ln in content.splitlines() if ln[:1].isdigit()]
+        if node1_calls > 1:
+            return answer_each()(model, messages)
+        return answer_each(skip=set(numbers[:2]), garble={numbers[2]})(model, messages)
+
+    fake_cluster.node1.behaviour.reply = node1_reply
+    fake_cluster.node2.behaviour.reply = answer_each()
+    out = await run(
+        graph,
+        runtime,
+        prompt="Label each log entry.",
+        task_type="classification",
+        requires_parallel=True,
+        items=items,
+        labels=["benign", "malicious"],
+    )
+    result = out["result"]
+    assert [i["index"] for i in result["items"]] == list(range(50))
+    assert all(i["answer"] == "benign" for i in result["items"])
+    retried = [i for i in result["items"] if i["status"] == "retried"]
+    assert len(retried) == 3
+    skipped, garbled = retried[:2], retried[2]
+    assert all(i["problem"].startswith("skipped") for i in skipped)
+    assert "not one of benign, malicious" in garbled["problem"]
+    # Retried on the other node, which had answered its own chunk in full the first time.
+    assert {i["node_id"] for i in retried} == {"gb10-node-2"}
+    first_asked = fake_cluster.node1.calls[0].messages[-1]["content"]
+    assert "Each answer is one of: benign, malicious." in first_asked
+    retry = fake_cluster.node2.calls[-1].messages[-1]["content"]
+    asked_again = [int(ln.split(".")[0]) for ln in retry.splitlines() if ln[:1].isdigit()]
+    assert asked_again == [i["index"] + 1 for i in retried]
+    assert sum(i["status"] == "answered" for i in result["items"]) == 47
+    assert runtime.scheduler.leases() == []
+
+
+async def test_an_item_that_fails_its_retry_too_is_missing_with_both_reasons(
+    graph: Any, runtime: RouterRuntime, fake_cluster: FakeCluster
+) -> None:
+    fake_cluster.node1.behaviour.reply = answer_each(skip={2})
+    fake_cluster.node2.behaviour.reply = answer_each(skip={2})
+    out = await run(
+        graph,
+        runtime,
+        prompt="Label each entry.",
+        task_type="classification",
+        items=["a", "b", "c"],
+    )
+    items = out["result"]["items"]
+    assert [i["status"] for i in items] == ["answered", "missing", "answered"]
+    assert items[1]["answer"] is None
+    assert items[1]["problem"].count("skipped") == 2 and "on the retry" in items[1]["problem"]

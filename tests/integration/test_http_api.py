@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -119,6 +120,35 @@ def test_items_batch_comes_back_in_item_order(
     assert body["execution_mode"] == "parallel"
     starts = [b["items"][0] for b in body["result"]["branches"]]
     assert starts == sorted(starts) and starts[0] == 0
+
+
+def test_batch_items_come_back_one_answer_each_from_the_label_set(
+    router_server: RouterServer, fake_cluster: FakeCluster
+) -> None:
+    def label_all(model: str, messages: list[dict[str, Any]]) -> str:
+        numbered = [ln for ln in str(messages[-1]["content"]).splitlines() if ln[:1].isdigit()]
+        return "\n".join(f"{ln.split('.')[0]}. Malicious - encoded command" for ln in numbered)
+
+    fake_cluster.node1.behaviour.reply = label_all
+    fake_cluster.node2.behaviour.reply = label_all
+    with router_server.client(router_server.analyst) as c:
+        r = c.post(
+            "/api/llm/process",
+            json={
+                "prompt": "Label each command line.",
+                "items": [f"powershell -enc {i}" for i in range(8)],
+                "labels": ["benign", "malicious"],
+                "task_type": "classification",
+            },
+        )
+        refused = c.post("/api/llm/process", json={"prompt": "x", "labels": ["benign"]})
+    assert r.status_code == 200, r.text
+    items = r.json()["result"]["items"]
+    assert [(i["index"], i["answer"], i["status"]) for i in items] == [
+        (n, "malicious", "answered") for n in range(8)
+    ]
+    assert all(i["node_id"] in {"gb10-node-1", "gb10-node-2"} for i in items)
+    assert refused.status_code == 422 and "labels" in refused.text
 
 
 def test_async_job_is_accepted_then_polled_and_hidden_from_other_tenants(
