@@ -1,0 +1,93 @@
+"""Each validator with its format's own tool: YARA-X, pySigma, sqlglot, jsonschema."""
+
+from __future__ import annotations
+
+import pytest
+
+from policies.types import TaskType
+from policies.validators import CheckOptions, pick, validator
+
+YARA_OK = 'rule suspicious_dropper {\n  strings:\n    $a = "evil.exe"\n  condition:\n    $a\n}'
+SIGMA_OK = """title: Encoded PowerShell
+logsource:
+  product: windows
+  category: process_creation
+detection:
+  selection:
+    Image|endswith: '\\\\powershell.exe'
+    CommandLine|contains: ' -enc '
+  condition: selection
+"""
+NONE = CheckOptions()
+
+
+def test_a_yara_rule_that_compiles_passes_and_one_that_does_not_says_where() -> None:
+    yara = validator("yara")
+    assert yara.check(YARA_OK, NONE).ok
+    broken = yara.check(YARA_OK.replace("condition:\n    $a", "condition:\n    $a and"), NONE)
+    assert not broken.ok and broken.error is not None and "line 6" in broken.error
+
+
+def test_a_yara_rule_cannot_make_the_router_read_its_files() -> None:
+    verdict = validator("yara").check(f'include "/etc/passwd"\n{YARA_OK}', NONE)
+    assert not verdict.ok and verdict.error is not None and "root:" not in verdict.error
+
+
+def test_a_sigma_rule_validates_and_converts_to_splunk_and_kusto() -> None:
+    sigma = validator("sigma")
+    spl = sigma.check(SIGMA_OK, CheckOptions(target="splunk"))
+    kql = sigma.check(SIGMA_OK, CheckOptions(target="kusto"))
+    assert spl.ok and kql.ok
+    assert 'Image="*\\\\powershell.exe"' in spl.conversions["splunk"]
+    assert kql.conversions["kusto"].startswith("DeviceProcessEvents")
+    assert "ProcessCommandLine contains" in kql.conversions["kusto"]
+
+
+@pytest.mark.parametrize(
+    ("rule", "error"),
+    [
+        (SIGMA_OK.replace("condition: selection", "condition: selectoin"), "not defined"),
+        (SIGMA_OK.replace("endswith", "endswithh"), "Unknown modifier"),
+        (SIGMA_OK.replace("  selection:\n", "  selection: [\n"), "YAML"),
+    ],
+)
+def test_a_broken_sigma_rule_says_why(rule: str, error: str) -> None:
+    verdict = validator("sigma").check(rule, NONE)
+    assert not verdict.ok and verdict.error is not None and error in verdict.error
+
+
+def test_sql_is_parsed_for_syntax() -> None:
+    sql = validator("sql")
+    assert sql.check("SELECT host, count(*) FROM logons WHERE ok = 0 GROUP BY host", NONE).ok
+    broken = sql.check("SELECT host FROM WHERE ok = 0", NONE)
+    assert not broken.ok and broken.error is not None and "line 1" in broken.error
+
+
+def test_json_is_checked_against_the_callers_schema() -> None:
+    schema = {
+        "type": "object",
+        "required": ["ips"],
+        "properties": {"ips": {"type": "array", "items": {"type": "string"}}},
+    }
+    json_check = validator("json")
+    assert json_check.check('{"ips": ["198.51.100.7"]}', CheckOptions(schema=schema)).ok
+    wrong = json_check.check('{"ips": [7]}', CheckOptions(schema=schema))
+    assert not wrong.ok and wrong.error == "$.ips[0]: 7 is not of type 'string'"
+    assert not json_check.check("{'ips': 1}", NONE).ok
+
+
+def test_pick_finds_the_artifact_the_answer_holds() -> None:
+    answer = f"Here is the rule:\n```yara\n{YARA_OK}\n```\nIt matches the dropper."
+    found = pick(TaskType.RULE_GENERATION, answer, NONE)
+    assert found is not None and found[0].kind == "yara" and found[1] == YARA_OK
+    sigma = pick(TaskType.RULE_GENERATION, f"```yaml\n{SIGMA_OK}```", NONE)
+    assert sigma is not None and sigma[0].kind == "sigma"
+    parsed = pick(TaskType.STRUCTURED_PARSING, '```json\n{"a": 1}\n```', NONE)
+    assert parsed is not None and parsed[0].kind == "json" and parsed[1] == '{"a": 1}'
+    assert pick(TaskType.RULE_GENERATION, "Use a KQL join on DeviceLogonEvents.", NONE) is None
+    assert pick(TaskType.GENERAL_REASONING, YARA_OK, NONE) is None
+
+
+def test_an_unknown_kind_fails_naming_the_valid_ones() -> None:
+    with pytest.raises(KeyError, match="valid: yara, sigma, sql, json"):
+        validator("snort")
