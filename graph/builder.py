@@ -1,5 +1,5 @@
 """The routing graph: classify → schedule → call models (four modes) → [read a batch's items
-back, retrying what was skipped] → merge."""
+back, retrying what was skipped | check a rule or JSON answer, repairing it once] → merge."""
 
 from __future__ import annotations
 
@@ -8,12 +8,13 @@ from langgraph.graph import END, START, StateGraph
 from graph.context import RouterContext
 from graph.state import BranchTask, RouterInput, RouterOutput, RouterState
 from graph.tracing import traced
-from nodes.call_model import call_model
-from nodes.chain_step import after_call, after_step, chain_step
+from nodes.call_model import after_call, call_model
+from nodes.chain_step import after_step, chain_step
 from nodes.classify import classify
 from nodes.collect_items import after_collect, collect_items
 from nodes.merge import merge
 from nodes.schedule import dispatch, schedule
+from nodes.validate import after_validate, validate
 from nodes.wait_for_capacity import wait_for_capacity
 
 
@@ -37,13 +38,17 @@ def build_graph(
     g.add_node("call_model", traced("call_model", call_model), input_schema=BranchTask)
     g.add_node("chain_step", traced("chain_step", chain_step))
     g.add_node("collect_items", traced("collect_items", collect_items))
+    g.add_node("validate", traced("validate", validate))
     g.add_node("merge", traced("merge", merge))
 
     g.add_edge(START, "classify")
     g.add_edge("classify", "schedule")
     g.add_conditional_edges("schedule", dispatch, ["call_model", "wait_for_capacity"])
     g.add_edge("wait_for_capacity", "schedule")
-    g.add_conditional_edges("call_model", after_call, ["chain_step", "collect_items", "merge"])
+    g.add_conditional_edges(
+        "call_model", after_call, ["chain_step", "collect_items", "validate", "merge"]
+    )
+    g.add_conditional_edges("validate", after_validate, ["call_model", "merge"])
     g.add_conditional_edges("collect_items", after_collect, ["call_model", "merge"])
     g.add_conditional_edges(
         "chain_step", after_step, {"next_operation": "classify", "merge": "merge"}

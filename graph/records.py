@@ -138,6 +138,32 @@ class ChainStep:
     scheduling: SchedulingReport | None
 
 
+class ValidationStatus(StrEnum):
+    """What the answer's check found."""
+
+    PASSED = "passed"
+    REPAIRED = "repaired"
+    """The first answer failed its check; the model's corrected one passed."""
+    FAILED = "failed"
+    """It failed, after the one repair (or with no capacity to ask for one)."""
+
+
+@dataclass(frozen=True)
+class Validation:
+    """The check of an answer whose form a tool can verify (YARA, Sigma, SQL, JSON)."""
+
+    kind: str
+    """yara, sigma, sql or json."""
+    status: ValidationStatus
+    error: str | None
+    """Why it failed; for a repaired answer, what the first one got wrong."""
+    attempts: int
+    """Answers checked: 1, or 2 with the repair."""
+    warnings: list[str] = field(default_factory=list)
+    conversions: dict[str, str] = field(default_factory=dict)
+    """A Sigma rule as the query language asked for (`splunk`, `kusto`)."""
+
+
 @dataclass(frozen=True)
 class JobResult:
     """The job's answer: one call's, a chain's last step's, or several merged."""
@@ -154,6 +180,8 @@ class JobResult:
     """A chain's steps."""
     items: list[BatchItem] = field(default_factory=list)
     """A batch's answers, one per input item, in input order."""
+    validation: Validation | None = None
+    """The answer's check, for the task types whose output has a checkable form."""
 
     @property
     def completion(self) -> Completion:
@@ -193,4 +221,6 @@ CHECKPOINTED_TYPES: tuple[type, ...] = (
     SchedulingReport,
     TaskType,
     Usage,
+    Validation,
+    ValidationStatus,
 )

@@ -15,6 +15,7 @@ from graph.records import (
     JobResult,
     JobStatus,
     SchedulingReport,
+    Validation,
     reservation_key,
 )
 from policies.types import ExecutionMode
@@ -45,6 +46,8 @@ class RouterInput(TypedDict, total=False):
     """A batch of items to split across nodes (parallel); each gets its own answer."""
     labels: list[str]
     """The label set each batch item's answer must come from (a classification batch)."""
+    target: str | None
+    """Convert a Sigma rule answer to this query language: `splunk` or `kusto`."""
     batch_size: int | None
     """Declared batch size; with no items the prompt is fanned out instead."""
     merge_strategy: str | None
@@ -152,6 +155,8 @@ class RouterState(RouterInput, RouterOutput, total=False):
     """Each batch item's answer so far, in input order."""
     items_retried: bool
     """The batch's skipped and garbled items have had their one retry."""
+    validation: Validation | None
+    """The latest answer's check (YARA, Sigma, SQL, JSON), once validate has run."""
 
 
 def restored(values: dict[str, Any]) -> RouterState:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import Any
+from typing import Any, Literal
 
 from langgraph.runtime import Runtime
 
@@ -12,9 +12,11 @@ from cluster.cache import cache_key
 from cluster.completion import CallResult, FailedOver
 from graph.context import RouterContext
 from graph.records import BranchResult
-from graph.state import BranchTask
+from graph.state import BranchTask, RouterState, planned_mode
 from graph.tracing import span
+from nodes.validate import validates
 from policies.errors import BackendTimeout, BackendUnavailable, ErrorInfo, RouterError
+from policies.types import ExecutionMode
 from policies.usage import Usage
 
 
@@ -114,3 +116,15 @@ def _outcome(
         error=error,
         items_asked=list(task["items_asked"]),
     )
+
+
+def after_call(
+    state: RouterState,
+) -> Literal["chain_step", "collect_items", "validate", "merge"]:
+    """A chain's call goes on to record its step, a batch's to have its items read back, a
+    single answer of a checkable form to its check; anything else straight to merge."""
+    if planned_mode(state) is ExecutionMode.CHAINED:
+        return "chain_step"
+    if state.get("items"):
+        return "collect_items"
+    return "validate" if validates(state) else "merge"

@@ -45,14 +45,6 @@ async def chain_step(state: RouterState, runtime: Runtime[RouterContext]) -> dic
     return {"chain": [*(state.get("chain") or []), step], "chain_index": index + 1}
 
 
-def after_call(state: RouterState) -> Literal["chain_step", "collect_items", "merge"]:
-    """A chain's call goes on to record its step, a batch's to have its items read back;
-    other calls go straight to merge (a step fewer for a plain request)."""
-    if planned_mode(state) is ExecutionMode.CHAINED:
-        return "chain_step"
-    return "collect_items" if state.get("items") else "merge"
-
-
 def after_step(state: RouterState) -> Literal["next_operation", "merge"]:
     """Back to classification for the chain's next operation, else merge."""
     chained = planned_mode(state) is ExecutionMode.CHAINED

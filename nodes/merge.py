@@ -50,8 +50,11 @@ async def merge(state: RouterState, runtime: Runtime[RouterContext]) -> dict[str
             failed[0].error or ErrorInfo("router_error", "every call failed", 500)
         )
     items = list(state.get("batch_items") or [])
-    if len(step) == 1:
-        return {**done, "result": JobResult(call=ok[0].call, items=items)}
+    validation = state.get("validation")
+    if len(step) == 1 or (validation is not None and planned_mode(state) is ExecutionMode.SINGLE):
+        # A repaired answer is the later call's.
+        answer = ok[-1].call
+        return {**done, "result": JobResult(call=answer, items=items, validation=validation)}
 
     calls = [r.call for r in ok if r.call is not None]
     candidates = [candidate(c) for c in calls]

@@ -21,6 +21,7 @@ from graph.records import (
     ChainStep,
     JobResult,
     SchedulingReport,
+    Validation,
     job_of,
 )
 from graph.state import RouterOutput
@@ -186,7 +187,21 @@ def result_json(r: JobResult) -> dict[str, Any]:
         out["chain"] = [chain_step_json(s) for s in r.chain]
     if r.items:
         out["items"] = [batch_item_json(i) for i in r.items]
+    if r.validation is not None:
+        out["validation"] = validation_json(r.validation)
     return out
+
+
+def validation_json(v: Validation) -> dict[str, Any]:
+    """The answer's check: its kind, passed/repaired/failed, why, and any conversions."""
+    return {
+        "kind": v.kind,
+        "status": v.status.value,
+        "error": v.error,
+        "attempts": v.attempts,
+        "warnings": list(v.warnings),
+        "conversions": dict(v.conversions),
+    }
 
 
 def batch_item_json(i: BatchItem) -> dict[str, Any]:
@@ -296,6 +311,7 @@ _RENDERERS: dict[type, Any] = {
     ChainStep: chain_step_json,
     BranchResult: branch_json,
     BatchItem: batch_item_json,
+    Validation: validation_json,
     CallResult: call_json,
     Completion: completion_json,
     MergeReport: merge_json,

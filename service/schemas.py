@@ -9,7 +9,14 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from policies.errors import UnsupportedContent
 from policies.types import MergeStrategy, NodeStatus, TaskType
-from service.tool_schemas import ResponseFormat, Tool, ToolCall, ToolChoice, check_tools
+from service.tool_schemas import (
+    JsonSchemaFormat,
+    ResponseFormat,
+    Tool,
+    ToolCall,
+    ToolChoice,
+    check_tools,
+)
 
 
 class GenerationParameters(BaseModel):
@@ -114,6 +121,11 @@ class ProcessRequest(BaseModel):
     """The label set every batch item's answer must come from (a classification batch)."""
     batch_size: int | None = Field(default=None, ge=1)
     """Declared batch size."""
+    target: Literal["splunk", "kusto"] | None = None
+    """Convert a Sigma rule answer to Splunk SPL or KQL (in `result.validation`)."""
+    response_schema: dict[str, Any] | None = None
+    """A JSON Schema the answer must fit: asked of the model as its response format, and
+    checked (`result.validation`)."""
     models: list[str] = Field(default_factory=list, max_length=16)
     """Models to fan the prompt out to."""
     merge_strategy: MergeStrategy | None = None
@@ -144,11 +156,20 @@ class ProcessRequest(BaseModel):
             raise ValueError("requires_chaining needs a non-empty operations list")
         if self.labels and not self.items:
             raise ValueError("labels are for batch items: give items too")
+        if self.response_schema is not None:
+            if self.parameters.response_format is not None:
+                raise ValueError("give response_schema or parameters.response_format, not both")
+            self.parameters.response_format = ResponseFormat(
+                type="json_schema",
+                json_schema=JsonSchemaFormat(name="answer", schema_=self.response_schema),
+            )
         return self
 
     def graph_input(self, *, user: str, tenant: str, job_id: str) -> dict[str, Any]:
         """The graph's input, with the authenticated user and tenant."""
-        data = self.model_dump(exclude={"run_async", "job_id"}, exclude_none=True, mode="json")
+        data = self.model_dump(
+            exclude={"run_async", "job_id", "response_schema"}, exclude_none=True, mode="json"
+        )
         data.update(user=user, tenant=tenant, job_id=job_id)
         return data
 

@@ -151,6 +151,32 @@ def test_batch_items_come_back_one_answer_each_from_the_label_set(
     assert refused.status_code == 422 and "labels" in refused.text
 
 
+def test_a_json_answer_is_held_to_the_response_schema_given_over_http(
+    router_server: RouterServer, fake_cluster: FakeCluster
+) -> None:
+    schema = {"type": "object", "required": ["user"], "properties": {"user": {"type": "string"}}}
+    fake_cluster.node1.behaviour.reply = lambda model, messages: '{"user": "ann"}'
+    fake_cluster.node2.behaviour.reply = fake_cluster.node1.behaviour.reply
+    with router_server.client(router_server.analyst) as c:
+        r = c.post(
+            "/api/llm/process",
+            json={
+                "prompt": "Extract the user as JSON: sshd accepted password for ann",
+                "task_type": "structured_parsing",
+                "response_schema": schema,
+            },
+        )
+        bad = c.post(
+            "/api/llm/process",
+            json={"prompt": "x", "response_schema": {"type": "strin"}},
+        )
+    assert r.status_code == 200, r.text
+    assert r.json()["result"]["validation"]["status"] == "passed"
+    sent = (fake_cluster.node1.calls + fake_cluster.node2.calls)[0].body["response_format"]
+    assert sent["json_schema"]["schema"] == schema
+    assert bad.status_code == 422
+
+
 def test_async_job_is_accepted_then_polled_and_hidden_from_other_tenants(
     router_server: RouterServer,
 ) -> None:

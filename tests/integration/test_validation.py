@@ -1,0 +1,125 @@
+"""Answers of a checkable form, checked in the graph: YARA, Sigma, JSON; one repair each."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from app.runtime import RouterRuntime
+from graph.builder import build_graph
+from service.responses import response_json
+from tests.conftest import FakeCluster
+
+GOOD_YARA = 'rule dropper {\n  strings:\n    $a = "evil.exe"\n  condition:\n    $a\n}'
+BROKEN_YARA = GOOD_YARA.replace("condition:\n    $a", "condition:\n    $a and")
+SIGMA = """title: Encoded PowerShell
+logsource:
+  product: windows
+  category: process_creation
+detection:
+  selection:
+    Image|endswith: '\\\\powershell.exe'
+    CommandLine|contains: ' -enc '
+  condition: selection
+"""
+
+
+@pytest.fixture
+def graph() -> Any:
+    return build_graph().compile()
+
+
+async def run(graph: Any, runtime: RouterRuntime, **request: Any) -> dict[str, Any]:
+    return response_json(await graph.ainvoke(request, context=runtime.context))
+
+
+def first_then(first: str, repaired: str) -> Any:
+    """A reply that answers `first`, and `repaired` once asked to correct it."""
+
+    def reply(model: str, messages: list[dict[str, Any]]) -> str:
+        return repaired if "fails its check" in str(messages[-1]["content"]) else first
+
+    return reply
+
+
+async def test_a_yara_rule_that_does_not_compile_is_repaired_by_the_same_model(
+    graph: Any, runtime: RouterRuntime, fake_cluster: FakeCluster
+) -> None:
+    fake_cluster.node2.behaviour.reply = first_then(
+        f"```yara\n{BROKEN_YARA}\n```", f"```yara\n{GOOD_YARA}\n```"
+    )
+    out = await run(graph, runtime, prompt="Write a YARA rule for evil.exe droppers.")
+    result = out["result"]
+    assert out["routing"]["task_type"] == "rule_generation"
+    assert result["validation"]["status"] == "repaired"
+    assert result["validation"]["kind"] == "yara" and result["validation"]["attempts"] == 2
+    assert "line 6" in result["validation"]["error"]
+    assert GOOD_YARA in result["choices"][0]["message"]["content"]
+    first, repair = fake_cluster.node2.calls
+    assert repair.served_model == first.served_model
+    assert repair.messages[1] == {"role": "assistant", "content": f"```yara\n{BROKEN_YARA}\n```"}
+    assert "syntax error (line 6" in repair.messages[2]["content"]
+    assert runtime.scheduler.leases() == []
+
+
+async def test_a_rule_that_stays_broken_is_reported_failed_not_raised(
+    graph: Any, runtime: RouterRuntime, fake_cluster: FakeCluster
+) -> None:
+    fake_cluster.node2.behaviour.reply = first_then(BROKEN_YARA, BROKEN_YARA)
+    out = await run(graph, runtime, prompt="Write a YARA rule for evil.exe droppers.")
+    validation = out["result"]["validation"]
+    assert out["status"] == "completed"
+    assert validation["status"] == "failed" and validation["attempts"] == 2
+    assert len(fake_cluster.node2.calls) == 2
+
+
+async def test_a_sigma_rule_comes_back_with_its_splunk_and_kusto_queries(
+    graph: Any, runtime: RouterRuntime, fake_cluster: FakeCluster
+) -> None:
+    fake_cluster.node2.behaviour.reply = first_then(f"```yaml\n{SIGMA}```", "unused")
+    queries = {}
+    for target in ("splunk", "kusto"):
+        out = await run(
+            graph, runtime, prompt="Sigma rule for encoded PowerShell, please.", target=target
+        )
+        validation = out["result"]["validation"]
+        assert validation["kind"] == "sigma" and validation["status"] == "passed"
+        queries[target] = validation["conversions"][target]
+    assert queries["splunk"].startswith('Image="*\\\\powershell.exe"')
+    assert queries["kusto"].startswith("DeviceProcessEvents")
+
+
+async def test_a_json_answer_is_checked_against_the_callers_schema(
+    graph: Any, runtime: RouterRuntime, fake_cluster: FakeCluster
+) -> None:
+    schema = {
+        "type": "object",
+        "required": ["ips"],
+        "properties": {"ips": {"type": "array", "items": {"type": "string"}}},
+    }
+    fake_cluster.node1.behaviour.reply = first_then('{"ips": [7]}', '{"ips": ["198.51.100.7"]}')
+    fake_cluster.node2.behaviour.reply = fake_cluster.node1.behaviour.reply
+    response_format = {"type": "json_schema", "json_schema": {"name": "answer", "schema": schema}}
+    out = await run(
+        graph,
+        runtime,
+        prompt="Extract the IPs as JSON: failed logins from 198.51.100.7",
+        task_type="structured_parsing",
+        parameters={"response_format": response_format},
+    )
+    validation = out["result"]["validation"]
+    assert validation["status"] == "repaired"
+    assert validation["error"] == "$.ips[0]: 7 is not of type 'string'"
+    content = out["result"]["choices"][0]["message"]["content"]
+    assert json.loads(content) == {"ips": ["198.51.100.7"]}
+    sent = [c.body for c in fake_cluster.node1.calls + fake_cluster.node2.calls]
+    assert all(body["response_format"]["json_schema"]["schema"] == schema for body in sent)
+
+
+async def test_answers_of_other_task_types_are_not_checked(
+    graph: Any, runtime: RouterRuntime, fake_cluster: FakeCluster
+) -> None:
+    out = await run(graph, runtime, prompt="Explain what a YARA rule is.")
+    assert "validation" not in out["result"]
