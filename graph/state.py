@@ -48,6 +48,9 @@ class RouterInput(TypedDict, total=False):
     """The label set each batch item's answer must come from (a classification batch)."""
     target: str | None
     """Convert a Sigma rule answer to this query language: `splunk` or `kusto`."""
+    repair: bool
+    """Ask the model once more when its answer fails its check (default true; a streamed
+    answer has gone out already, so it is only checked)."""
     batch_size: int | None
     """Declared batch size; with no items the prompt is fanned out instead."""
     merge_strategy: str | None

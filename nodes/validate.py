@@ -55,7 +55,7 @@ async def validate(state: RouterState, runtime: Runtime[RouterContext]) -> dict[
         first_error = None if previous is None else previous.error
         return {"plan": [], "validation": _record(verdict, status, first_error, len(results))}
     failed = _record(verdict, ValidationStatus.FAILED, verdict.error, len(results))
-    if previous is not None:
+    if previous is not None or not state.get("repair", True):
         return {"plan": [], "validation": failed}
     repair = await _repair_task(runtime.context, state, answer, verdict, len(results))
     return {"plan": [repair] if repair is not None else [], "validation": failed}

@@ -55,6 +55,9 @@ def _graph_input(
         "job_id": new_job_id(),
         "user": user,
         "tenant": tenant,
+        # A streamed answer is on its way to the client as it is written: checked, not
+        # asked for again (a second answer would follow the first).
+        "repair": not body.stream,
     }
     task_types = [t.value for t in TaskType]
     models = list(service.context.router.models)

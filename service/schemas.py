@@ -126,6 +126,8 @@ class ProcessRequest(BaseModel):
     response_schema: dict[str, Any] | None = None
     """A JSON Schema the answer must fit: asked of the model as its response format, and
     checked (`result.validation`)."""
+    repair: bool = True
+    """Ask the model once more when its answer fails its check (YARA, Sigma, SQL, JSON)."""
     models: list[str] = Field(default_factory=list, max_length=16)
     """Models to fan the prompt out to."""
     merge_strategy: MergeStrategy | None = None

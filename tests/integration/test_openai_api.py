@@ -294,8 +294,10 @@ def test_response_format_reaches_the_model_as_sent(router: str, fake_cluster: Fa
         "required": ["verdict"],
     }
     fmt = {"type": "json_schema", "json_schema": {"name": "verdict", "schema": schema}}
+    for node in (fake_cluster.node1, fake_cluster.node2):
+        node.behaviour.reply = lambda model, messages: '{"verdict": "benign"}'
     client = openai.OpenAI(base_url=f"{router}/v1", api_key=token("rf"))
-    client.chat.completions.create(
+    answer = client.chat.completions.create(
         model="classification",
         messages=TRIAGE,
         response_format=fmt,  # type: ignore[arg-type]
@@ -305,6 +307,26 @@ def test_response_format_reaches_the_model_as_sent(router: str, fake_cluster: Fa
     )
     sent = [c.body for n in (fake_cluster.node1, fake_cluster.node2) for c in n.calls]
     assert [b["response_format"] for b in sent] == [fmt, {"type": "json_object"}]
+    assert answer.choices[0].message.content == '{"verdict": "benign"}'
+
+
+def test_an_answer_that_misses_its_schema_is_asked_for_once_more(
+    router: str, fake_cluster: FakeCluster
+) -> None:
+    schema = {"type": "object", "properties": {"verdict": {"enum": ["benign", "malicious"]}}}
+    fmt = {"type": "json_schema", "json_schema": {"name": "verdict", "schema": schema}}
+    replies = iter(['{"verdict": "fine"}', '{"verdict": "benign"}'])
+    for node in (fake_cluster.node1, fake_cluster.node2):
+        node.behaviour.reply = lambda model, messages: next(replies)
+    client = openai.OpenAI(base_url=f"{router}/v1", api_key=token("rf2"))
+    answer = client.chat.completions.create(
+        model="classification",
+        messages=TRIAGE,
+        response_format=fmt,  # type: ignore[arg-type]
+    )
+    assert answer.choices[0].message.content == '{"verdict": "benign"}'
+    calls = fake_cluster.node1.calls + fake_cluster.node2.calls
+    assert len(calls) == 2 and "fails its check" in calls[1].messages[-1]["content"]
 
 
 def test_a_langgraph_react_agent_runs_with_the_router_as_its_model(
@@ -445,3 +467,24 @@ def test_a_client_that_leaves_mid_answer_stops_the_model_writing(
     [call] = fake_cluster.node2.calls
     time.sleep(4)
     assert call.streamed_at is None  # the router hung up on the model when its client left
+
+
+def test_a_streamed_answer_that_misses_its_schema_is_not_followed_by_a_second(
+    router: str, fake_cluster: FakeCluster
+) -> None:
+    schema = {"type": "object", "properties": {"verdict": {"enum": ["benign", "malicious"]}}}
+    fmt = {"type": "json_schema", "json_schema": {"name": "verdict", "schema": schema}}
+    for node in (fake_cluster.node1, fake_cluster.node2):
+        node.behaviour.reply = lambda model, messages: '{"verdict": "fine"}'
+    client = openai.OpenAI(base_url=f"{router}/v1", api_key=token("rf3"))
+    chunks = list(
+        client.chat.completions.create(
+            model="classification",
+            messages=TRIAGE,
+            response_format=fmt,  # type: ignore[arg-type]
+            stream=True,
+        )
+    )
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == '{"verdict": "fine"}'
+    assert len(fake_cluster.node1.calls + fake_cluster.node2.calls) == 1

@@ -123,3 +123,12 @@ async def test_answers_of_other_task_types_are_not_checked(
 ) -> None:
     out = await run(graph, runtime, prompt="Explain what a YARA rule is.")
     assert "validation" not in out["result"]
+
+
+async def test_without_repair_a_failed_answer_is_checked_and_not_asked_again(
+    graph: Any, runtime: RouterRuntime, fake_cluster: FakeCluster
+) -> None:
+    fake_cluster.node2.behaviour.reply = first_then(BROKEN_YARA, GOOD_YARA)
+    out = await run(graph, runtime, prompt="Write a YARA rule for droppers.", repair=False)
+    assert out["result"]["validation"]["status"] == "failed"
+    assert len(fake_cluster.node2.calls) == 1
