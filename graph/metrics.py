@@ -1,4 +1,5 @@
-"""What the graph's nodes measure for Prometheus: classification, queue waits, model calls."""
+"""What the graph's nodes measure for Prometheus: classification, queue waits, model calls,
+validation and batch items."""
 
 from __future__ import annotations
 
@@ -52,5 +53,18 @@ class RunMetrics:
             "gb10_backend_errors",
             "Model calls that failed, by model, node and error code.",
             ["model", "node", "code"],
+            registry=r,
+        )
+        self.validations = Counter(
+            "gb10_validations",
+            "Answers checked by their format's tool, by kind and outcome "
+            "(passed, failed, or repaired for a second answer that passed).",
+            ["kind", "status"],
+            registry=r,
+        )
+        self.batch_items = Counter(
+            "gb10_batch_items",
+            "Batch items answered, by status (answered, retried, missing).",
+            ["status"],
             registry=r,
         )

@@ -50,6 +50,8 @@ async def merge(state: RouterState, runtime: Runtime[RouterContext]) -> dict[str
             failed[0].error or ErrorInfo("router_error", "every call failed", 500)
         )
     items = list(state.get("batch_items") or [])
+    for item in items:
+        runtime.context.metrics.batch_items.labels(item.status.value).inc()
     validation = state.get("validation")
     if len(step) == 1 or (validation is not None and planned_mode(state) is ExecutionMode.SINGLE):
         # A repaired answer is the later call's.

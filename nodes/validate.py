@@ -50,10 +50,13 @@ async def validate(state: RouterState, runtime: Runtime[RouterContext]) -> dict[
     # Compiling or converting takes milliseconds: off the event loop.
     verdict = await asyncio.to_thread(checker.check, artifact, options)
     previous = state.get("validation")
+    counted = runtime.context.metrics.validations
     if verdict.ok:
         status = ValidationStatus.PASSED if previous is None else ValidationStatus.REPAIRED
+        counted.labels(verdict.kind, status.value).inc()
         first_error = None if previous is None else previous.error
         return {"plan": [], "validation": _record(verdict, status, first_error, len(results))}
+    counted.labels(verdict.kind, ValidationStatus.FAILED.value).inc()
     failed = _record(verdict, ValidationStatus.FAILED, verdict.error, len(results))
     if previous is not None or not state.get("repair", True):
         return {"plan": [], "validation": failed}

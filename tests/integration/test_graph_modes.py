@@ -292,6 +292,10 @@ async def test_a_batch_answers_item_by_item_and_retries_what_a_branch_skipped_el
     asked_again = [int(ln.split(".")[0]) for ln in retry.splitlines() if ln[:1].isdigit()]
     assert asked_again == [i["index"] + 1 for i in retried]
     assert sum(i["status"] == "answered" for i in result["items"]) == 47
+    retried_total = runtime.context.metrics.registry.get_sample_value(
+        "gb10_batch_items_total", {"status": "retried"}
+    )
+    assert retried_total is not None and retried_total >= 3
     assert runtime.scheduler.leases() == []
 
 

@@ -50,8 +50,12 @@ async def test_a_yara_rule_that_does_not_compile_is_repaired_by_the_same_model(
     fake_cluster.node2.behaviour.reply = first_then(
         f"```yara\n{BROKEN_YARA}\n```", f"```yara\n{GOOD_YARA}\n```"
     )
+    registry = runtime.context.metrics.registry
+    labels = {"kind": "yara", "status": "repaired"}
+    before = registry.get_sample_value("gb10_validations_total", labels) or 0.0
     out = await run(graph, runtime, prompt="Write a YARA rule for evil.exe droppers.")
     result = out["result"]
+    assert registry.get_sample_value("gb10_validations_total", labels) == before + 1
     assert out["routing"]["task_type"] == "rule_generation"
     assert result["validation"]["status"] == "repaired"
     assert result["validation"]["kind"] == "yara" and result["validation"]["attempts"] == 2
