@@ -7,6 +7,7 @@ import secrets
 import signal
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,6 +21,16 @@ from cluster.config import load_cluster_config
 from devnodes.environment import ModelKind, cache_dir, model_dir, vllm_python
 from devnodes.servers import DEFAULT_CLUSTER, VllmServer, local_servers, write_cluster_config
 
+#: The batch example's 50 log entries: mostly routine, every seventh an encoded PowerShell.
+DEMO_LOG = [
+    f"2026-11-29T02:{i:02d}:00Z host{i % 7} "
+    + (
+        "powershell.exe -nop -w hidden -enc SQBFAFgA"
+        if i % 7 == 3
+        else f"sshd[{4100 + i}]: Accepted publickey for backup from 10.0.0.{i}"
+    )
+    for i in range(50)
+]
 DEMO_REQUESTS: list[tuple[str, dict[str, Any]]] = [
     (
         "threat analysis",
@@ -36,17 +47,18 @@ DEMO_REQUESTS: list[tuple[str, dict[str, Any]]] = [
             "prompt": "Generate a YARA rule to detect this malware family: it drops evil.dll "
             "and contains the string 'x0r_k3y'.",
             "task_hints": ["code", "rule", "generate"],
-            "parameters": {"temperature": 0.5, "max_tokens": 64},
+            "parameters": {"temperature": 0.5, "max_tokens": 160},
         },
     ),
     (
         "parallel batch",
         {
-            "prompt": "Analyze these 50 log entries for anomalies. Answer benign or malicious.",
+            "prompt": "Analyze these 50 log entries for anomalies.",
             "task_hints": ["classify", "anomaly"],
             "requires_parallel": True,
-            "batch_size": 50,
-            "parameters": {"max_tokens": 8},
+            "items": DEMO_LOG,
+            "labels": ["benign", "malicious"],
+            "parameters": {"max_tokens": 300},
         },
     ),
     (
@@ -237,7 +249,23 @@ def _describe(title: str, r: httpx.Response, took_s: float) -> str:
             f"   step {step['step'] + 1} {step['operation']:<9}-> {step['model']}@"
             f"{step['node_id']}: {' '.join(step['output'].split())[:70]}"
         )
-    answer = " ".join(body["result"]["choices"][0]["message"]["content"].split())
+    result = body["result"]
+    validation = result.get("validation")
+    if validation is not None:
+        why = f": {validation['error']}" if validation["error"] else ""
+        lines.append(f"   validation: {validation['status']} ({validation['kind']}{why})")
+    items = result.get("items") or []
+    if items:
+        counts = Counter(i["status"] for i in items)
+        lines.append(
+            f"   items     : {len(items)} ({', '.join(f'{n} {s}' for s, n in counts.items())})"
+        )
+        for item in items[:4]:
+            who = f"{item['model']}@{item['node_id']}" if item["model"] else "-"
+            lines.append(
+                f"     #{item['index'] + 1:<3} {item['answer'] or item['problem']} ({who})"
+            )
+    answer = " ".join(result["choices"][0]["message"]["content"].split())
     lines.append(f"   answer    : {answer[:200]}")
     return "\n".join(lines)
 

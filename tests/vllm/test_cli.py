@@ -88,3 +88,5 @@ def test_demo_prints_routing_for_the_four_requests() -> None:
         assert model in block, block
         assert "answer" in block
     assert "mode      : parallel" in out and "mode      : chained" in out
+    # The batch's 50 items each come back with a status, whatever the tiny model wrote.
+    assert "items     : 50 (" in out.split("== parallel batch")[1]
