@@ -45,7 +45,7 @@ class RouterInput(TypedDict, total=False):
     items: list[str]
     """A batch of items to split across nodes (parallel); each gets its own answer."""
     labels: list[str]
-    """The label set each batch item's answer must come from (a classification batch)."""
+    """The label set answers come from (each batch item's; consensus counts labels)."""
     target: str | None
     """Convert a Sigma rule answer to this query language: `splunk` or `kusto`."""
     repair: bool

@@ -70,7 +70,9 @@ async def merge(state: RouterState, runtime: Runtime[RouterContext]) -> dict[str
         job_id=reservations(state),
         priority=state["routing"].priority,
         question=state["prompt"],
-        expect=expectation_for(state["prompt"]),
+        expect=dataclasses.replace(
+            expectation_for(state["prompt"]), labels=tuple(state.get("labels") or ())
+        ),
     )
     outcome = merged.outcome
     report = MergeReport.of(outcome, candidates)

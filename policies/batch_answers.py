@@ -105,14 +105,23 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
-def _as_label(index: int, raw: str, labels: Sequence[str]) -> ItemAnswer:
-    """The label `raw` names: the whole answer, or its first words before any reason."""
+def named_label(text: str, labels: Sequence[str]) -> str | None:
+    """The label of `labels` that `text` gives: all of its first line, or that line's first
+    words before a reason ("Malicious - encoded command"); None when it gives none."""
     by_name = {label.casefold(): label for label in labels}
-    answer = _EDGE.sub("", raw.strip().splitlines()[0]).casefold()
+    lines = text.strip().splitlines()
+    answer = _EDGE.sub("", lines[0]).casefold() if lines else ""
     if answer in by_name:
-        return ItemAnswer(index, by_name[answer])
+        return by_name[answer]
     for name in sorted(by_name, key=len, reverse=True):
         if answer.startswith(name) and not answer[len(name) : len(name) + 1].isalnum():
-            return ItemAnswer(index, by_name[name])
+            return by_name[name]
+    return None
+
+
+def _as_label(index: int, raw: str, labels: Sequence[str]) -> ItemAnswer:
+    label = named_label(raw, labels)
+    if label is not None:
+        return ItemAnswer(index, label)
     shown = raw.strip().splitlines()[0][:60]
     return ItemAnswer(index, None, f"garbled: {shown!r} is not one of {', '.join(labels)}")

@@ -118,7 +118,8 @@ class ProcessRequest(BaseModel):
     labels: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
         default_factory=list, max_length=32
     )
-    """The label set every batch item's answer must come from (a classification batch)."""
+    """The label set answers come from: each batch item's, checked and retried; without
+    items, consensus over several models' answers counts the labels they give."""
     batch_size: int | None = Field(default=None, ge=1)
     """Declared batch size."""
     target: Literal["splunk", "kusto"] | None = None
@@ -156,8 +157,6 @@ class ProcessRequest(BaseModel):
     def _chain_needs_operations(self) -> ProcessRequest:
         if self.requires_chaining and not self.operations:
             raise ValueError("requires_chaining needs a non-empty operations list")
-        if self.labels and not self.items:
-            raise ValueError("labels are for batch items: give items too")
         if self.response_schema is not None:
             if self.parameters.response_format is not None:
                 raise ValueError("give response_schema or parameters.response_format, not both")

@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from policies.batch_answers import named_label
 from policies.types import MergeStrategy
 
 #: Confidence assumed for an answer whose backend gave no logprobs.
@@ -39,6 +40,8 @@ class Expectation:
 
     json: bool = False
     code: bool = False
+    labels: tuple[str, ...] = ()
+    """The label set the answer comes from, when the request gave one."""
 
 
 @dataclass(frozen=True)
@@ -109,11 +112,16 @@ def normalise(text: str) -> str:
     return _EDGE_PUNCT.sub("", _WS.sub(" ", text.strip().lower()))
 
 
-def group_by_answer(candidates: list[Candidate]) -> dict[str, list[int]]:
-    """Indices of candidates grouped by normalised answer, in first-seen order."""
+def group_by_answer(
+    candidates: list[Candidate], labels: tuple[str, ...] = ()
+) -> dict[str, list[int]]:
+    """Indices of candidates grouped by normalised answer, in first-seen order; with a label
+    set, by the label each answer gives (its reasons aside)."""
     groups: dict[str, list[int]] = {}
     for index, cand in enumerate(candidates):
-        groups.setdefault(normalise(cand.text), []).append(index)
+        label = named_label(cand.text, labels) if labels else None
+        key = f"label:{label}" if label is not None else normalise(cand.text)
+        groups.setdefault(key, []).append(index)
     return groups
 
 

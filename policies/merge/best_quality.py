@@ -1,9 +1,10 @@
 """Best quality: the single answer with the highest quality score.
 
 score = 0.4 * format + 0.3 * completeness + 0.2 * length + 0.1 * confidence, where
-- format is 1 when the asked-for format is met (valid JSON, alone or in a fenced block,
-  when JSON was asked for; a fenced code block when code was asked for), else 0; 1 when
-  nothing particular was asked;
+- format is 1 when the asked-for format is met, else 0; 1 when nothing particular was asked.
+  JSON asked for: valid JSON, alone or in a fenced block. Code asked for: a YARA, Sigma or
+  SQL answer must pass its tool's check (YARA-X, pySigma, sqlglot), so a rule that compiles
+  beats one that does not; other code needs a fenced block;
 - completeness is 1 for finish_reason `stop`, 0 for `length` (truncated), 0.5 when unknown;
 - length is min(1, words / 40): very short answers lose, long ones gain nothing more;
 - confidence is the logprob confidence, 0.5 when unknown.
@@ -17,6 +18,10 @@ import re
 
 from policies.merge.base import Candidate, Expectation, MergeOutcome, require_candidates
 from policies.types import MergeStrategy
+from policies.validators import CheckOptions, validator
+
+#: Code whose form a tool checks, tried in this order.
+CHECKED_CODE = ("yara", "sigma", "sql")
 
 _FENCE = re.compile(r"```[\w+-]*\n(.*?)```", re.DOTALL)
 
@@ -33,13 +38,23 @@ def is_valid_json(text: str) -> bool:
     return False
 
 
+def format_score(text: str, expect: Expectation) -> float:
+    """1 when `text` meets the asked-for format (see the module's formula), else 0."""
+    if expect.json:
+        return 1.0 if is_valid_json(text) else 0.0
+    if not expect.code:
+        return 1.0
+    for kind in CHECKED_CODE:
+        checker = validator(kind)
+        artifact = checker.found_in(text)
+        if artifact is not None:
+            return 1.0 if checker.check(artifact, CheckOptions()).ok else 0.0
+    return 1.0 if _FENCE.search(text) else 0.0
+
+
 def quality_score(cand: Candidate, expect: Expectation) -> float:
     """The documented quality score of one candidate."""
-    fmt = 1.0
-    if expect.json:
-        fmt = 1.0 if is_valid_json(cand.text) else 0.0
-    elif expect.code:
-        fmt = 1.0 if _FENCE.search(cand.text) else 0.0
+    fmt = format_score(cand.text, expect)
     completeness = {"stop": 1.0, "length": 0.0}.get(cand.finish_reason or "", 0.5)
     length = min(1.0, len(cand.text.split()) / 40)
     return 0.4 * fmt + 0.3 * completeness + 0.2 * length + 0.1 * cand.weight

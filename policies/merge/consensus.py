@@ -1,4 +1,5 @@
-"""Consensus: majority vote over normalised answers, ties broken by confidence."""
+"""Consensus: majority vote over normalised answers (over the labels they give, when the
+request has a label set), ties broken by confidence."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from policies.types import MergeStrategy
 def consensus(candidates: list[Candidate], expect: Expectation) -> MergeOutcome:
     """The answer most candidates agree on; among equal counts, the most confident group."""
     require_candidates(candidates)
-    groups = group_by_answer(candidates)
+    groups = group_by_answer(candidates, expect.labels)
 
     def key(members: list[int]) -> tuple[int, float]:
         return len(members), max(candidates[i].weight for i in members)

@@ -141,7 +141,7 @@ def test_batch_items_come_back_one_answer_each_from_the_label_set(
                 "task_type": "classification",
             },
         )
-        refused = c.post("/api/llm/process", json={"prompt": "x", "labels": ["benign"]})
+        refused = c.post("/api/llm/process", json={"prompt": "x", "items": ["a"], "labels": [""]})
     assert r.status_code == 200, r.text
     items = r.json()["result"]["items"]
     assert [(i["index"], i["answer"], i["status"]) for i in items] == [

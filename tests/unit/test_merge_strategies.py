@@ -102,3 +102,30 @@ def test_ensemble_is_not_a_local_strategy() -> None:
 def test_nothing_to_merge_is_an_error() -> None:
     with pytest.raises(ValueError, match="nothing to merge"):
         local_strategy("consensus")([], NONE)
+
+
+def test_best_quality_picks_the_yara_rule_that_compiles_over_a_longer_surer_broken_one() -> None:
+    good = 'rule dropper {\n  strings:\n    $a = "evil.exe"\n  condition:\n    $a\n}'
+    broken = good.replace("condition:\n    $a", "condition:\n    $a and") + "\n// " + "note " * 40
+    cands = [
+        Candidate("broken", f"```yara\n{broken}\n```", "m1", 0.99, "stop"),
+        Candidate("good", f"```yara\n{good}\n```", "m2", 0.40, "stop"),
+    ]
+    expect = expectation_for("Write a YARA rule for the dropper.")
+    outcome = local_strategy(MergeStrategy.BEST_QUALITY)(cands, expect)
+    assert outcome.used == [1] and good in outcome.answer
+    assert quality_score(cands[0], expect) < quality_score(cands[1], expect)
+
+
+def test_consensus_over_a_label_set_counts_labels_not_wording() -> None:
+    cands = [
+        Candidate("a", "Malicious - encoded PowerShell download", "m1", 0.5),
+        Candidate("b", "malicious.", "m2", 0.5),
+        Candidate("c", "Benign", "m3", 0.9),
+    ]
+    by_label = local_strategy(MergeStrategy.CONSENSUS)(
+        cands, Expectation(labels=("benign", "malicious"))
+    )
+    assert by_label.used == [0, 1] and "2 of 3" in by_label.reason
+    by_text = local_strategy(MergeStrategy.CONSENSUS)(cands, Expectation())
+    assert by_text.used == [2]  # three different texts: the most confident wins
