@@ -23,12 +23,8 @@ from devnodes.servers import DEFAULT_CLUSTER, VllmServer, local_servers, write_c
 
 #: The batch example's 50 log entries: mostly routine, every seventh an encoded PowerShell.
 DEMO_LOG = [
-    f"2026-11-29T02:{i:02d}:00Z host{i % 7} "
-    + (
-        "powershell.exe -nop -w hidden -enc SQBFAFgA"
-        if i % 7 == 3
-        else f"sshd[{4100 + i}]: Accepted publickey for backup from 10.0.0.{i}"
-    )
+    f"02:{i:02d} host{i % 7} "
+    + ("powershell -enc SQBFAFgA" if i % 7 == 3 else "sshd: accepted key for backup")
     for i in range(50)
 ]
 DEMO_REQUESTS: list[tuple[str, dict[str, Any]]] = [
@@ -58,7 +54,7 @@ DEMO_REQUESTS: list[tuple[str, dict[str, Any]]] = [
             "requires_parallel": True,
             "items": DEMO_LOG,
             "labels": ["benign", "malicious"],
-            "parameters": {"max_tokens": 300},
+            "parameters": {"max_tokens": 256},
         },
     ),
     (

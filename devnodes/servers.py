@@ -50,7 +50,7 @@ class VllmServer:
     port: int
     log_path: Path
     max_num_seqs: int = 4
-    max_model_len: int = 1024
+    max_model_len: int = 2048
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     _log: IO[bytes] | None = field(default=None, repr=False)
 

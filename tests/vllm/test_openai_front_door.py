@@ -188,7 +188,7 @@ def test_a_langgraph_agent_runs_with_the_router_as_its_model(live_router: LiveRo
 
 
 def test_vllm_refusing_a_request_is_an_openai_shaped_400(live_router: LiveRouter) -> None:
-    # Longer than the test servers' context (1,024 tokens): vLLM refuses it, the router says so.
+    # Longer than the test servers' context (2,048 tokens): vLLM refuses it, the router says so.
     long = " ".join(["token"] * 3000)
     r = httpx.post(
         f"{live_router.url}/v1/chat/completions",
