@@ -139,9 +139,13 @@ def branch_json(b: BranchResult) -> dict[str, Any]:
 
 
 def branch_summary_json(b: BranchResult) -> dict[str, Any]:
-    """One call of a merged step, in brief: who, which items, how fast, or why it failed."""
+    """One call of a merged step, in brief: who, which items (`[first, last]`, or each index
+    when a retry asked about scattered ones), how fast, or why it failed."""
     out: dict[str, Any] = {"label": b.label, "model": b.model, "node_id": b.node_id}
-    if b.item_count:
+    asked = b.items_asked
+    if asked and asked != list(range(asked[0], asked[0] + len(asked))):
+        out["items"] = list(asked)  # a retry's scattered items, each named
+    elif b.item_count:
         first = b.first_item or 0
         out["items"] = [b.first_item, first + b.item_count - 1]
     if b.call is not None:

@@ -315,3 +315,28 @@ async def test_an_item_that_fails_its_retry_too_is_missing_with_both_reasons(
     assert [i["status"] for i in items] == ["answered", "missing", "answered"]
     assert items[1]["answer"] is None
     assert items[1]["problem"].count("skipped") == 2 and "on the retry" in items[1]["problem"]
+
+
+async def test_a_retry_of_scattered_items_names_each_of_them(
+    graph: Any, runtime: RouterRuntime, fake_cluster: FakeCluster
+) -> None:
+    def reply(model: str, messages: list[dict[str, Any]]) -> str:
+        # Items 1 and 3 are skipped wherever they are first asked; their retry (which asks
+        # about them alone, without item 2) is answered.
+        first_ask = "2. b" in str(messages[-1]["content"])
+        return answer_each(skip={1, 3} if first_ask else ())(model, messages)
+
+    fake_cluster.node1.behaviour.reply = reply
+    fake_cluster.node2.behaviour.reply = reply
+    out = await run(
+        graph,
+        runtime,
+        prompt="Label each.",
+        task_type="classification",
+        model="llama31",
+        items=["a", "b", "c"],
+    )
+    retry = out["result"]["branches"][-1]
+    assert out["result"]["items"][0]["status"] == "retried"
+    assert out["result"]["items"][2]["status"] == "retried"
+    assert retry["items"] == [0, 2]
