@@ -14,7 +14,7 @@ from graph.context import RouterContext
 from graph.records import JobStatus, SchedulingReport
 from graph.state import BranchTask, RouterState, planned_mode, reservations
 from nodes.chain_step import chain_prompt
-from policies.batching import chunk_items, numbered_prompt
+from policies.batching import chunk_items, label_format, numbered_prompt
 from policies.types import ExecutionMode
 
 
@@ -44,6 +44,9 @@ def branch_task(
     """A call of `prompt` on `lease`, asking about the batch items `items_asked`."""
     routing = state["routing"]
     parameters = dict(state.get("parameters") or {})
+    labels = list(state.get("labels") or [])
+    if labels and items_asked and "response_format" not in parameters:
+        parameters["response_format"] = label_format(items_asked, labels)
     return BranchTask(
         step=state.get("chain_index", 0),
         branch=branch,

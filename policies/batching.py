@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 
 def proportional_counts(total: int, weights: Sequence[float]) -> list[int]:
@@ -40,6 +41,10 @@ def chunk_items(items: Sequence[str], weights: Sequence[float]) -> list[tuple[in
 
 #: How a batch's items are to be answered, so that each answer can be read back by number.
 ANSWER_FORMAT = "Answer every item on its own line as `<number>. <answer>`, keeping its number."
+LABEL_FORMAT = (
+    'Answer as JSON, one entry per item: {{"answers": [{{"item": <its number>, '
+    '"label": <one of: {labels}>}}]}}.'
+)
 
 
 def numbered_prompt(
@@ -52,8 +57,36 @@ def numbered_prompt(
 def item_prompt(
     prompt: str, numbered: Sequence[tuple[int, str]], labels: Sequence[str] = ()
 ) -> str:
-    """The prompt, how to answer (one of `labels`, when given), then each (index, item) as
-    `index + 1. item`."""
-    ask = ANSWER_FORMAT + (f" Each answer is one of: {', '.join(labels)}." if labels else "")
+    """The prompt, how to answer (a label of `labels` per item, as JSON, when given), then each
+    (index, item) as `index + 1. item`."""
+    ask = LABEL_FORMAT.format(labels=", ".join(labels)) if labels else ANSWER_FORMAT
     lines = [f"{index + 1}. {item}" for index, item in numbered]
     return f"{prompt}\n\n{ask}\n\n" + "\n".join(lines)
+
+
+def label_format(indices: Sequence[int], labels: Sequence[str]) -> dict[str, Any]:
+    """The response format that holds a model to one label of `labels` for each item at
+    `indices` (numbered from 1), for servers with guided decoding (vLLM)."""
+    entry = {
+        "type": "object",
+        "properties": {
+            "item": {"enum": [index + 1 for index in indices]},
+            "label": {"enum": list(labels)},
+        },
+        "required": ["item", "label"],
+        "additionalProperties": False,
+    }
+    schema = {
+        "type": "object",
+        "properties": {
+            "answers": {
+                "type": "array",
+                "items": entry,
+                "minItems": len(indices),
+                "maxItems": len(indices),
+            }
+        },
+        "required": ["answers"],
+        "additionalProperties": False,
+    }
+    return {"type": "json_schema", "json_schema": {"name": "labels", "schema": schema}}

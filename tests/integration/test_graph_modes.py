@@ -286,8 +286,14 @@ async def test_a_batch_answers_item_by_item_and_retries_what_a_branch_skipped_el
     assert "not one of benign, malicious" in garbled["problem"]
     # Retried on the other node, which had answered its own chunk in full the first time.
     assert {i["node_id"] for i in retried} == {"gb10-node-2"}
-    first_asked = fake_cluster.node1.calls[0].messages[-1]["content"]
-    assert "Each answer is one of: benign, malicious." in first_asked
+    first = fake_cluster.node1.calls[0]
+    assert '"label": <one of: benign, malicious>' in first.messages[-1]["content"]
+    # Servers with guided decoding are held to one label per item asked.
+    schema = first.body["response_format"]["json_schema"]["schema"]["properties"]["answers"]
+    asked = [int(ln.split(".")[0]) for ln in first.messages[-1]["content"].splitlines()[4:]]
+    assert schema["items"]["properties"]["item"]["enum"] == asked
+    assert schema["items"]["properties"]["label"]["enum"] == ["benign", "malicious"]
+    assert schema["minItems"] == schema["maxItems"] == len(asked)
     retry = fake_cluster.node2.calls[-1].messages[-1]["content"]
     asked_again = [int(ln.split(".")[0]) for ln in retry.splitlines() if ln[:1].isdigit()]
     assert asked_again == [i["index"] + 1 for i in retried]

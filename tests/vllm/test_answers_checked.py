@@ -22,7 +22,9 @@ def post(router: LiveRouter, body: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def test_a_labelled_batch_reports_every_item(live_router: LiveRouter) -> None:
+def test_a_labelled_batch_reports_every_item_and_guided_labels_come_back(
+    live_router: LiveRouter,
+) -> None:
     out = post(
         live_router,
         {
@@ -30,7 +32,7 @@ def test_a_labelled_batch_reports_every_item(live_router: LiveRouter) -> None:
             "items": [f"event {i}" for i in range(10)],
             "labels": ["benign", "malicious"],
             "task_type": "classification",
-            "parameters": {"max_tokens": 24, "temperature": 0},
+            "parameters": {"max_tokens": 256, "temperature": 0},
         },
     )
     items = out["result"]["items"]
@@ -38,6 +40,8 @@ def test_a_labelled_batch_reports_every_item(live_router: LiveRouter) -> None:
     for item in items:
         assert item["status"] in ("answered", "retried", "missing")
         assert (item["answer"] in ("benign", "malicious")) or item["problem"]
+    # vLLM's guided decoding holds even a random-weight model to the labels' JSON form.
+    assert any(item["answer"] in ("benign", "malicious") for item in items)
 
 
 def test_a_schema_answer_from_guided_decoding_passes_its_check(live_router: LiveRouter) -> None:
