@@ -23,10 +23,7 @@ from service.openai_headers import routing_headers
 from service.openai_schemas import ChatCompletionRequest
 from service.openai_stream import ChatStream
 from service.pipeline import Pipe
-from service.responses import (
-    completion_json,
-    endpoint_json,
-)
+from service.responses import completion_json, endpoint_json, validation_json
 from service.schemas import ChatMessage
 
 router = APIRouter(prefix="/v1", tags=["openai"])
@@ -120,4 +117,6 @@ async def chat_completions(
     response = completion_json(result.completion)
     headers = routing_headers(out, run.ticket.job_id)
     response["gb10"] = {k.removeprefix("x-gb10-"): v for k, v in headers.items()}
+    if result.validation is not None:
+        response["gb10"]["validation"] = validation_json(result.validation)
     return JSONResponse(response, headers=headers)

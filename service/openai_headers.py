@@ -8,7 +8,8 @@ from graph.state import RouterOutput
 
 
 def routing_headers(out: RouterOutput | dict[str, Any], job_id: str) -> dict[str, str]:
-    """Job id, task type, model, node and confidence, as far as the run has decided them."""
+    """Job id, task type, model, node and confidence, as far as the run has decided them, and
+    the answer's check (passed, repaired, failed) once it has one."""
     routing = out.get("routing")
     scheduling = out.get("scheduling")
     headers = {"x-gb10-job-id": job_id}
@@ -23,4 +24,7 @@ def routing_headers(out: RouterOutput | dict[str, Any], job_id: str) -> dict[str
     if scheduling is not None:
         headers["x-gb10-model"] = scheduling.node.model
         headers["x-gb10-node"] = scheduling.node.node_id
+    result = out.get("result")
+    if result is not None and result.validation is not None:
+        headers["x-gb10-validation"] = result.validation.status.value
     return headers

@@ -319,12 +319,16 @@ def test_an_answer_that_misses_its_schema_is_asked_for_once_more(
     for node in (fake_cluster.node1, fake_cluster.node2):
         node.behaviour.reply = lambda model, messages: next(replies)
     client = openai.OpenAI(base_url=f"{router}/v1", api_key=token("rf2"))
-    answer = client.chat.completions.create(
+    raw = client.chat.completions.with_raw_response.create(
         model="classification",
         messages=TRIAGE,
         response_format=fmt,  # type: ignore[arg-type]
     )
+    answer = raw.parse()
     assert answer.choices[0].message.content == '{"verdict": "benign"}'
+    assert raw.headers["x-gb10-validation"] == "repaired"
+    gb10 = answer.model_extra["gb10"] if answer.model_extra else {}
+    assert gb10["validation"]["kind"] == "json" and gb10["validation"]["attempts"] == 2
     calls = fake_cluster.node1.calls + fake_cluster.node2.calls
     assert len(calls) == 2 and "fails its check" in calls[1].messages[-1]["content"]
 
