@@ -11,10 +11,10 @@ from graph.tracing import traced
 from nodes.call_model import after_call, call_model
 from nodes.chain_step import after_step, chain_step
 from nodes.classify import classify
-from nodes.collect_items import after_collect, collect_items
-from nodes.merge import merge
+from nodes.collect_items import collect_items
+from nodes.merge import merge, planned_calls_or_merge
 from nodes.schedule import dispatch, schedule
-from nodes.validate import after_validate, validate
+from nodes.validate import validate
 from nodes.wait_for_capacity import wait_for_capacity
 
 
@@ -48,8 +48,8 @@ def build_graph(
     g.add_conditional_edges(
         "call_model", after_call, ["chain_step", "collect_items", "validate", "merge"]
     )
-    g.add_conditional_edges("validate", after_validate, ["call_model", "merge"])
-    g.add_conditional_edges("collect_items", after_collect, ["call_model", "merge"])
+    g.add_conditional_edges("validate", planned_calls_or_merge, ["call_model", "merge"])
+    g.add_conditional_edges("collect_items", planned_calls_or_merge, ["call_model", "merge"])
     g.add_conditional_edges(
         "chain_step", after_step, {"next_operation": "classify", "merge": "merge"}
     )

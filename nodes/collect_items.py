@@ -3,10 +3,10 @@ items a call skipped or garbled get one retry on another branch."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from dataclasses import replace
+from typing import Any
 
 from langgraph.runtime import Runtime
-from langgraph.types import Send
 
 from cluster.scheduler import Lease
 from graph.context import RouterContext
@@ -30,14 +30,14 @@ def batch_items(state: RouterState) -> list[BatchItem]:
                 latest[item.index] = item
             elif before.answer is None:
                 why = f"{before.problem}; on the retry: {item.problem}"
-                latest[item.index] = _as(item, ItemStatus.MISSING, why)
+                latest[item.index] = replace(item, status=ItemStatus.MISSING, problem=why)
     out = []
     for index in range(len(state.get("items") or [])):
         found = latest.get(index)
         if found is None:
             out.append(BatchItem(index, ItemStatus.MISSING, None, None, None, None, "not asked"))
         elif found.answer is not None and first[index].answer is None:
-            out.append(_as(found, ItemStatus.RETRIED, first[index].problem))
+            out.append(replace(found, status=ItemStatus.RETRIED, problem=first[index].problem))
         else:
             out.append(found)
     return out
@@ -63,12 +63,6 @@ def _read(result: BranchResult, labels: list[str]) -> list[BatchItem]:
         )
         for a in answers
     ]
-
-
-def _as(item: BatchItem, status: ItemStatus, problem: str | None) -> BatchItem:
-    return BatchItem(
-        item.index, status, item.answer, item.model, item.node_id, item.confidence, problem
-    )
 
 
 async def collect_items(state: RouterState, runtime: Runtime[RouterContext]) -> dict[str, Any]:
@@ -108,9 +102,3 @@ async def _elsewhere(
     avoid = frozenset({node_id}) if node_id else frozenset()
     lease = await ctx.scheduler.reserve(job_id, models, priority=priority, exclude_nodes=avoid)
     return lease or await ctx.scheduler.reserve(job_id, models, priority=priority)
-
-
-def after_collect(state: RouterState) -> list[Send] | Literal["merge"]:
-    """The retries, when there are any; then merge."""
-    plan = state.get("plan") or []
-    return [Send("call_model", task) for task in plan] if plan else "merge"

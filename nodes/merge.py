@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Any
+from typing import Any, Literal
 
 from langgraph.runtime import Runtime
+from langgraph.types import Send
 
 from cluster.completion import CallResult, Completion
 from cluster.merger import candidate
@@ -93,3 +94,10 @@ def _failures_note(failed: list[BranchResult], calls: int) -> str:
     return f"{len(failed)} of {calls} calls failed: " + "; ".join(
         f"{r.label}: {r.error.code if r.error else None}" for r in failed
     )
+
+
+def planned_calls_or_merge(state: RouterState) -> list[Send] | Literal["merge"]:
+    """The calls a node planned after the step's answers (a batch's retries, a repair), or
+    merge when it planned none."""
+    plan = state.get("plan") or []
+    return [Send("call_model", task) for task in plan] if plan else "merge"

@@ -4,10 +4,9 @@ model once, with the tool's error, for a corrected answer."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Literal
+from typing import Any
 
 from langgraph.runtime import Runtime
-from langgraph.types import Send
 
 from graph.context import RouterContext
 from graph.records import Validation, ValidationStatus
@@ -95,9 +94,3 @@ async def _repair_task(
         {"role": "user", "content": fix},
     ]
     return task
-
-
-def after_validate(state: RouterState) -> list[Send] | Literal["merge"]:
-    """The repair call when one was planned; then merge."""
-    plan = state.get("plan") or []
-    return [Send("call_model", task) for task in plan] if plan else "merge"
