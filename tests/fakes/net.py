@@ -22,7 +22,8 @@ def _ephemeral_range() -> tuple[int, int]:
     return int(low), int(high)
 
 
-def _bindable(port: int) -> bool:
+def bindable(port: int) -> bool:
+    """Whether a server could bind 127.0.0.1:`port` now."""
     with socket.socket() as s:
         try:
             s.bind(("127.0.0.1", port))
@@ -43,7 +44,7 @@ def free_port(count: int = 1) -> int:
     rng = random.SystemRandom()
     for _ in range(500):
         base = rng.randint(first, last)
-        if all(_bindable(base + i) for i in range(count)):
+        if all(bindable(base + i) for i in range(count)):
             return base
     raise RuntimeError(f"no {count} free consecutive ports in {first}..{last + count}")
 

@@ -287,34 +287,40 @@ def test_streamed_tool_calls_arrive_in_pieces_the_sdk_puts_together(
     assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "tool_calls"
 
 
+#: A JSON-schema response format asking for one verdict of two.
+VERDICT_FORMAT = {
+    "type": "json_schema",
+    "json_schema": {
+        "name": "verdict",
+        "schema": {
+            "type": "object",
+            "properties": {"verdict": {"enum": ["benign", "malicious"]}},
+            "required": ["verdict"],
+        },
+    },
+}
+
+
 def test_response_format_reaches_the_model_as_sent(router: str, fake_cluster: FakeCluster) -> None:
-    schema = {
-        "type": "object",
-        "properties": {"verdict": {"enum": ["benign", "malicious"]}},
-        "required": ["verdict"],
-    }
-    fmt = {"type": "json_schema", "json_schema": {"name": "verdict", "schema": schema}}
     for node in (fake_cluster.node1, fake_cluster.node2):
         node.behaviour.reply = lambda model, messages: '{"verdict": "benign"}'
     client = openai.OpenAI(base_url=f"{router}/v1", api_key=token("rf"))
     answer = client.chat.completions.create(
         model="classification",
         messages=TRIAGE,
-        response_format=fmt,  # type: ignore[arg-type]
+        response_format=VERDICT_FORMAT,  # type: ignore[arg-type]
     )
     client.chat.completions.create(
         model="classification", messages=TRIAGE, response_format={"type": "json_object"}
     )
     sent = [c.body for n in (fake_cluster.node1, fake_cluster.node2) for c in n.calls]
-    assert [b["response_format"] for b in sent] == [fmt, {"type": "json_object"}]
+    assert [b["response_format"] for b in sent] == [VERDICT_FORMAT, {"type": "json_object"}]
     assert answer.choices[0].message.content == '{"verdict": "benign"}'
 
 
 def test_an_answer_that_misses_its_schema_is_asked_for_once_more(
     router: str, fake_cluster: FakeCluster
 ) -> None:
-    schema = {"type": "object", "properties": {"verdict": {"enum": ["benign", "malicious"]}}}
-    fmt = {"type": "json_schema", "json_schema": {"name": "verdict", "schema": schema}}
     replies = iter(['{"verdict": "fine"}', '{"verdict": "benign"}'])
     for node in (fake_cluster.node1, fake_cluster.node2):
         node.behaviour.reply = lambda model, messages: next(replies)
@@ -322,7 +328,7 @@ def test_an_answer_that_misses_its_schema_is_asked_for_once_more(
     raw = client.chat.completions.with_raw_response.create(
         model="classification",
         messages=TRIAGE,
-        response_format=fmt,  # type: ignore[arg-type]
+        response_format=VERDICT_FORMAT,  # type: ignore[arg-type]
     )
     answer = raw.parse()
     assert answer.choices[0].message.content == '{"verdict": "benign"}'
@@ -476,8 +482,6 @@ def test_a_client_that_leaves_mid_answer_stops_the_model_writing(
 def test_a_streamed_answer_that_misses_its_schema_is_not_followed_by_a_second(
     router: str, fake_cluster: FakeCluster
 ) -> None:
-    schema = {"type": "object", "properties": {"verdict": {"enum": ["benign", "malicious"]}}}
-    fmt = {"type": "json_schema", "json_schema": {"name": "verdict", "schema": schema}}
     for node in (fake_cluster.node1, fake_cluster.node2):
         node.behaviour.reply = lambda model, messages: '{"verdict": "fine"}'
     client = openai.OpenAI(base_url=f"{router}/v1", api_key=token("rf3"))
@@ -485,7 +489,7 @@ def test_a_streamed_answer_that_misses_its_schema_is_not_followed_by_a_second(
         client.chat.completions.create(
             model="classification",
             messages=TRIAGE,
-            response_format=fmt,  # type: ignore[arg-type]
+            response_format=VERDICT_FORMAT,  # type: ignore[arg-type]
             stream=True,
         )
     )

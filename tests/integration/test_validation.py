@@ -11,19 +11,7 @@ from app.runtime import RouterRuntime
 from graph.builder import build_graph
 from service.responses import response_json
 from tests.conftest import FakeCluster
-
-GOOD_YARA = 'rule dropper {\n  strings:\n    $a = "evil.exe"\n  condition:\n    $a\n}'
-BROKEN_YARA = GOOD_YARA.replace("condition:\n    $a", "condition:\n    $a and")
-SIGMA = """title: Encoded PowerShell
-logsource:
-  product: windows
-  category: process_creation
-detection:
-  selection:
-    Image|endswith: '\\\\powershell.exe'
-    CommandLine|contains: ' -enc '
-  condition: selection
-"""
+from tests.fakes.rules import BROKEN_YARA, SIGMA, YARA
 
 
 @pytest.fixture
@@ -48,7 +36,7 @@ async def test_a_yara_rule_that_does_not_compile_is_repaired_by_the_same_model(
     graph: Any, runtime: RouterRuntime, fake_cluster: FakeCluster
 ) -> None:
     fake_cluster.node2.behaviour.reply = first_then(
-        f"```yara\n{BROKEN_YARA}\n```", f"```yara\n{GOOD_YARA}\n```"
+        f"```yara\n{BROKEN_YARA}\n```", f"```yara\n{YARA}\n```"
     )
     registry = runtime.context.metrics.registry
     labels = {"kind": "yara", "status": "repaired"}
@@ -60,7 +48,7 @@ async def test_a_yara_rule_that_does_not_compile_is_repaired_by_the_same_model(
     assert result["validation"]["status"] == "repaired"
     assert result["validation"]["kind"] == "yara" and result["validation"]["attempts"] == 2
     assert "line 6" in result["validation"]["error"]
-    assert GOOD_YARA in result["choices"][0]["message"]["content"]
+    assert YARA in result["choices"][0]["message"]["content"]
     first, repair = fake_cluster.node2.calls
     assert repair.served_model == first.served_model
     assert repair.messages[1] == {"role": "assistant", "content": f"```yara\n{BROKEN_YARA}\n```"}
@@ -132,7 +120,7 @@ async def test_answers_of_other_task_types_are_not_checked(
 async def test_without_repair_a_failed_answer_is_checked_and_not_asked_again(
     graph: Any, runtime: RouterRuntime, fake_cluster: FakeCluster
 ) -> None:
-    fake_cluster.node2.behaviour.reply = first_then(BROKEN_YARA, GOOD_YARA)
+    fake_cluster.node2.behaviour.reply = first_then(BROKEN_YARA, YARA)
     out = await run(graph, runtime, prompt="Write a YARA rule for droppers.", repair=False)
     assert out["result"]["validation"]["status"] == "failed"
     assert len(fake_cluster.node2.calls) == 1

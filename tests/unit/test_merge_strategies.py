@@ -8,6 +8,7 @@ from policies.merge import Candidate, Expectation, expectation_for, local_strate
 from policies.merge.best_quality import quality_score
 from policies.merge.ensemble import ensemble_fallback, ensemble_prompt
 from policies.types import MergeStrategy
+from tests.fakes.rules import BROKEN_YARA, YARA
 
 NONE = Expectation()
 
@@ -105,8 +106,8 @@ def test_nothing_to_merge_is_an_error() -> None:
 
 
 def test_best_quality_picks_the_yara_rule_that_compiles_over_a_longer_surer_broken_one() -> None:
-    good = 'rule dropper {\n  strings:\n    $a = "evil.exe"\n  condition:\n    $a\n}'
-    broken = good.replace("condition:\n    $a", "condition:\n    $a and") + "\n// " + "note " * 40
+    good = YARA
+    broken = BROKEN_YARA + "\n// " + "note " * 40
     cands = [
         Candidate("broken", f"```yara\n{broken}\n```", "m1", 0.99, "stop"),
         Candidate("good", f"```yara\n{good}\n```", "m2", 0.40, "stop"),

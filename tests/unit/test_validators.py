@@ -6,37 +6,27 @@ import pytest
 
 from policies.types import TaskType
 from policies.validators import CheckOptions, pick, validator
+from tests.fakes.rules import BROKEN_YARA, SIGMA, YARA
 
-YARA_OK = 'rule suspicious_dropper {\n  strings:\n    $a = "evil.exe"\n  condition:\n    $a\n}'
-SIGMA_OK = """title: Encoded PowerShell
-logsource:
-  product: windows
-  category: process_creation
-detection:
-  selection:
-    Image|endswith: '\\\\powershell.exe'
-    CommandLine|contains: ' -enc '
-  condition: selection
-"""
 NONE = CheckOptions()
 
 
 def test_a_yara_rule_that_compiles_passes_and_one_that_does_not_says_where() -> None:
     yara = validator("yara")
-    assert yara.check(YARA_OK, NONE).ok
-    broken = yara.check(YARA_OK.replace("condition:\n    $a", "condition:\n    $a and"), NONE)
+    assert yara.check(YARA, NONE).ok
+    broken = yara.check(BROKEN_YARA, NONE)
     assert not broken.ok and broken.error is not None and "line 6" in broken.error
 
 
 def test_a_yara_rule_cannot_make_the_router_read_its_files() -> None:
-    verdict = validator("yara").check(f'include "/etc/passwd"\n{YARA_OK}', NONE)
+    verdict = validator("yara").check(f'include "/etc/passwd"\n{YARA}', NONE)
     assert not verdict.ok and verdict.error is not None and "root:" not in verdict.error
 
 
 def test_a_sigma_rule_validates_and_converts_to_splunk_and_kusto() -> None:
     sigma = validator("sigma")
-    spl = sigma.check(SIGMA_OK, CheckOptions(target="splunk"))
-    kql = sigma.check(SIGMA_OK, CheckOptions(target="kusto"))
+    spl = sigma.check(SIGMA, CheckOptions(target="splunk"))
+    kql = sigma.check(SIGMA, CheckOptions(target="kusto"))
     assert spl.ok and kql.ok
     assert 'Image="*\\\\powershell.exe"' in spl.conversions["splunk"]
     assert kql.conversions["kusto"].startswith("DeviceProcessEvents")
@@ -46,9 +36,9 @@ def test_a_sigma_rule_validates_and_converts_to_splunk_and_kusto() -> None:
 @pytest.mark.parametrize(
     ("rule", "error"),
     [
-        (SIGMA_OK.replace("condition: selection", "condition: selectoin"), "not defined"),
-        (SIGMA_OK.replace("endswith", "endswithh"), "Unknown modifier"),
-        (SIGMA_OK.replace("  selection:\n", "  selection: [\n"), "YAML"),
+        (SIGMA.replace("condition: selection", "condition: selectoin"), "not defined"),
+        (SIGMA.replace("endswith", "endswithh"), "Unknown modifier"),
+        (SIGMA.replace("  selection:\n", "  selection: [\n"), "YAML"),
     ],
 )
 def test_a_broken_sigma_rule_says_why(rule: str, error: str) -> None:
@@ -77,15 +67,15 @@ def test_json_is_checked_against_the_callers_schema() -> None:
 
 
 def test_pick_finds_the_artifact_the_answer_holds() -> None:
-    answer = f"Here is the rule:\n```yara\n{YARA_OK}\n```\nIt matches the dropper."
+    answer = f"Here is the rule:\n```yara\n{YARA}\n```\nIt matches the dropper."
     found = pick(TaskType.RULE_GENERATION, answer, NONE)
-    assert found is not None and found[0].kind == "yara" and found[1] == YARA_OK
-    sigma = pick(TaskType.RULE_GENERATION, f"```yaml\n{SIGMA_OK}```", NONE)
+    assert found is not None and found[0].kind == "yara" and found[1] == YARA
+    sigma = pick(TaskType.RULE_GENERATION, f"```yaml\n{SIGMA}```", NONE)
     assert sigma is not None and sigma[0].kind == "sigma"
     parsed = pick(TaskType.STRUCTURED_PARSING, '```json\n{"a": 1}\n```', NONE)
     assert parsed is not None and parsed[0].kind == "json" and parsed[1] == '{"a": 1}'
     assert pick(TaskType.RULE_GENERATION, "Use a KQL join on DeviceLogonEvents.", NONE) is None
-    assert pick(TaskType.GENERAL_REASONING, YARA_OK, NONE) is None
+    assert pick(TaskType.GENERAL_REASONING, YARA, NONE) is None
 
 
 def test_an_unknown_kind_fails_naming_the_valid_ones() -> None:

@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 from pydantic import SecretStr
 
@@ -33,6 +35,15 @@ class LiveRouter:
     url: str
     token: str
     admin: str
+
+
+def process(router: LiveRouter, body: dict[str, Any], timeout_s: float = 120) -> dict[str, Any]:
+    """`POST /api/llm/process` as the router's analyst; the JSON of a 200, else the test fails."""
+    with httpx.Client(timeout=timeout_s, headers={"Authorization": f"Bearer {router.token}"}) as c:
+        r = c.post(f"{router.url}/api/llm/process", json=body)
+    assert r.status_code == 200, r.text
+    out: dict[str, Any] = r.json()
+    return out
 
 
 @pytest.fixture(scope="session")

@@ -4,28 +4,18 @@ so what is checked here is that every outcome is reported cleanly, never as a 5x
 from __future__ import annotations
 
 import json
-from typing import Any
 
-import httpx
 import pytest
 
-from tests.vllm.conftest import LiveRouter
+from tests.vllm.conftest import LiveRouter, process
 
 pytestmark = pytest.mark.vllm
-
-
-def post(router: LiveRouter, body: dict[str, Any]) -> dict[str, Any]:
-    with httpx.Client(timeout=180, headers={"Authorization": f"Bearer {router.token}"}) as c:
-        r = c.post(f"{router.url}/api/llm/process", json=body)
-    assert r.status_code == 200, r.text
-    out: dict[str, Any] = r.json()
-    return out
 
 
 def test_a_labelled_batch_reports_every_item_and_guided_labels_come_back(
     live_router: LiveRouter,
 ) -> None:
-    out = post(
+    out = process(
         live_router,
         {
             "prompt": "Label each event.",
@@ -34,6 +24,7 @@ def test_a_labelled_batch_reports_every_item_and_guided_labels_come_back(
             "task_type": "classification",
             "parameters": {"max_tokens": 256, "temperature": 0},
         },
+        timeout_s=180,
     )
     items = out["result"]["items"]
     assert [i["index"] for i in items] == list(range(10))
@@ -51,7 +42,7 @@ def test_a_schema_answer_from_guided_decoding_passes_its_check(live_router: Live
         "required": ["verdict"],
         "additionalProperties": False,
     }
-    out = post(
+    out = process(
         live_router,
         {
             "prompt": "Extract the verdict as JSON: the analyst marked the alert benign.",
@@ -59,6 +50,7 @@ def test_a_schema_answer_from_guided_decoding_passes_its_check(live_router: Live
             "response_schema": schema,
             "parameters": {"max_tokens": 32, "temperature": 0},
         },
+        timeout_s=180,
     )
     validation = out["result"]["validation"]
     assert validation["kind"] == "json"
@@ -72,7 +64,7 @@ def test_a_schema_answer_from_guided_decoding_passes_its_check(live_router: Live
 def test_a_rule_request_answers_with_its_check_reported_when_there_is_one(
     live_router: LiveRouter,
 ) -> None:
-    out = post(
+    out = process(
         live_router,
         {
             "prompt": "Write a YARA rule that detects evil.exe droppers.",
@@ -80,6 +72,7 @@ def test_a_rule_request_answers_with_its_check_reported_when_there_is_one(
             "target": "splunk",
             "parameters": {"max_tokens": 48, "temperature": 0},
         },
+        timeout_s=180,
     )
     validation = out["result"].get("validation")
     assert validation is None or validation["status"] in ("passed", "repaired", "failed")

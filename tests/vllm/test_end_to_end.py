@@ -10,24 +10,16 @@ import httpx
 import pytest
 
 from app.runtime import build_runtime
-from tests.vllm.conftest import LiveRouter, VllmCluster, router_settings
+from tests.vllm.conftest import LiveRouter, VllmCluster, process, router_settings
 
 pytestmark = pytest.mark.vllm
 SMALL = {"max_tokens": 8, "temperature": 0}
 
 
-def post(router: LiveRouter, body: dict[str, Any]) -> dict[str, Any]:
-    with httpx.Client(timeout=120, headers={"Authorization": f"Bearer {router.token}"}) as c:
-        r = c.post(f"{router.url}/api/llm/process", json=body)
-    assert r.status_code == 200, r.text
-    out: dict[str, Any] = r.json()
-    return out
-
-
 def test_single_mode_reaches_the_model_on_its_node_with_real_confidence(
     live_router: LiveRouter,
 ) -> None:
-    out = post(
+    out = process(
         live_router,
         {
             "prompt": "Analyze this suspicious PowerShell script for malicious intent",
@@ -45,7 +37,7 @@ def test_single_mode_reaches_the_model_on_its_node_with_real_confidence(
 
 
 def test_parallel_mode_spreads_over_both_real_nodes(live_router: LiveRouter) -> None:
-    out = post(
+    out = process(
         live_router,
         {
             "prompt": "Classify each entry benign or malicious.",
@@ -60,7 +52,7 @@ def test_parallel_mode_spreads_over_both_real_nodes(live_router: LiveRouter) -> 
 
 
 def test_chained_mode_runs_each_step_on_its_model(live_router: LiveRouter) -> None:
-    out = post(
+    out = process(
         live_router,
         {
             "prompt": "First extract IOCs, then classify threats, finally generate a rule",
@@ -91,7 +83,9 @@ def test_queued_mode_dispatches_when_capacity_frees(live_router: LiveRouter) -> 
 
         t = threading.Thread(target=free_later)
         t.start()
-        out = post(live_router, {"prompt": "Summarize the incident timeline", "parameters": SMALL})
+        out = process(
+            live_router, {"prompt": "Summarize the incident timeline", "parameters": SMALL}
+        )
         t.join()
     assert out["execution_mode"] == "queued"
     assert out["scheduling"]["queue_wait_s"] >= 0.5

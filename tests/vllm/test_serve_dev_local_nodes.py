@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,32 +13,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.fakes.net import free_port
+from tests.fakes.net import bindable, free_port
 
 pytestmark = pytest.mark.vllm
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def free_pair() -> int:
-    """A base port whose next two ports are free."""
-    for _ in range(50):
-        base = free_port()
-        if base < 65000 and all(_free(base + i) for i in (1, 2)):
-            return base
-    raise RuntimeError("no two consecutive free ports")
-
-
-def _free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
 def test_serve_dev_with_no_nodes_starts_local_ones_and_routes_to_them() -> None:
-    port, base = free_port(), free_pair()
+    port, base = free_port(), free_port(count=3)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LLM_", "ROUTER_"))}
     env.update(PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
     command = [
@@ -83,4 +64,4 @@ def test_serve_dev_with_no_nodes_starts_local_ones_and_routes_to_them() -> None:
         proc.send_signal(signal.SIGINT)  # Ctrl-C
         proc.wait(timeout=60)
     # The local nodes stopped with the router.
-    assert _free(base + 1) and _free(base + 2)
+    assert bindable(base + 1) and bindable(base + 2)
