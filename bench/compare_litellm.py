@@ -26,8 +26,9 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -91,23 +92,26 @@ def litellm_proxy(node_url: str) -> Iterator[str]:
 Call = Callable[[], Awaitable[None]]
 
 
+#: The chat request sent straight to the node and through LiteLLM.
+CHAT: dict[str, Any] = {"model": "llama31", "messages": [{"role": "user", "content": PROMPT}]}
+#: The router request that names its task type (no classification).
+GIVEN: dict[str, Any] = {"prompt": PROMPT, "task_type": "adversarial_reasoning"}
+
+
+def posting(
+    c: httpx.AsyncClient, url: str, body: Mapping[str, Any], headers: dict[str, str] | None = None
+) -> Call:
+    """A call that POSTs `body` to `url` and fails on an error status."""
+
+    async def call() -> None:
+        (await c.post(url, json=body, headers=headers)).raise_for_status()
+
+    return call
+
+
 def calls(c: httpx.AsyncClient, node: str, proxy: str, router: str, token: str) -> dict[str, Call]:
-    chat = {"model": "llama31", "messages": [{"role": "user", "content": PROMPT}]}
-    litellm_headers = {"Authorization": f"Bearer {MASTER_KEY}"}
     router_headers = {"Authorization": f"Bearer {token}"}
-    given = {"prompt": PROMPT, "task_type": "adversarial_reasoning"}
     distinct = itertools.count()
-
-    async def direct() -> None:
-        (await c.post(f"{node}/llama31/v1/chat/completions", json=chat)).raise_for_status()
-
-    async def litellm() -> None:
-        r = await c.post(f"{proxy}/v1/chat/completions", json=chat, headers=litellm_headers)
-        r.raise_for_status()
-
-    async def routed() -> None:
-        r = await c.post(f"{router}/api/llm/process", json=given, headers=router_headers)
-        r.raise_for_status()
 
     async def classified() -> None:
         ask = {"prompt": f"{PROMPT} (event {next(distinct)})"}
@@ -115,9 +119,13 @@ def calls(c: httpx.AsyncClient, node: str, proxy: str, router: str, token: str) 
         r.raise_for_status()
 
     return {
-        "direct to the node": direct,
-        "LiteLLM proxy": litellm,
-        "gb10-router, task_type given": routed,
+        "direct to the node": posting(c, f"{node}/llama31/v1/chat/completions", CHAT),
+        "LiteLLM proxy": posting(
+            c, f"{proxy}/v1/chat/completions", CHAT, {"Authorization": f"Bearer {MASTER_KEY}"}
+        ),
+        "gb10-router, task_type given": posting(
+            c, f"{router}/api/llm/process", GIVEN, router_headers
+        ),
         "gb10-router, classified": classified,
     }
 

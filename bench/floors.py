@@ -28,7 +28,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import httpx
 
 from bench.common import ROOT, fake_node, interleaved, percentile, router_process
-from bench.compare_litellm import MASTER_KEY, PROMPT, SECRET, Call, litellm_proxy, throughput
+from bench.compare_litellm import (
+    CHAT,
+    GIVEN,
+    MASTER_KEY,
+    PROMPT,
+    SECRET,
+    Call,
+    litellm_proxy,
+    posting,
+    throughput,
+)
 from service.auth import issue_token
 from tests.fakes.net import free_port, wait_http
 
@@ -57,26 +67,17 @@ def floor_proxy(flavour: str, node: str) -> Iterator[str]:
 def calls(
     c: httpx.AsyncClient, node: str, proxy: str, floors: dict[str, str], router: str
 ) -> dict[str, Call]:
-    chat = {"model": "llama31", "messages": [{"role": "user", "content": PROMPT}]}
-
-    def post(url: str, body: dict[str, object], headers: dict[str, str] | None = None) -> Call:
-        async def call() -> None:
-            (await c.post(url, json=body, headers=headers)).raise_for_status()
-
-        return call
-
+    token = issue_token(SECRET, user="bench", tenant="bench")
     paths = {
-        "direct to the node": post(f"{node}/llama31/v1/chat/completions", chat),
-        "LiteLLM proxy": post(
-            f"{proxy}/v1/chat/completions", chat, {"Authorization": f"Bearer {MASTER_KEY}"}
+        "direct to the node": posting(c, f"{node}/llama31/v1/chat/completions", CHAT),
+        "LiteLLM proxy": posting(
+            c, f"{proxy}/v1/chat/completions", CHAT, {"Authorization": f"Bearer {MASTER_KEY}"}
         ),
     }
     for flavour, url in floors.items():
-        paths[FLAVOURS[flavour]] = post(f"{url}/chat", {"prompt": PROMPT})
-    token = issue_token(SECRET, user="bench", tenant="bench")
-    given = {"prompt": PROMPT, "task_type": "adversarial_reasoning"}
-    paths["gb10-router, task_type given"] = post(
-        f"{router}/api/llm/process", given, {"Authorization": f"Bearer {token}"}
+        paths[FLAVOURS[flavour]] = posting(c, f"{url}/chat", {"prompt": PROMPT})
+    paths["gb10-router, task_type given"] = posting(
+        c, f"{router}/api/llm/process", GIVEN, {"Authorization": f"Bearer {token}"}
     )
     return paths
 
