@@ -9,7 +9,7 @@ from typing import Any
 from langgraph.runtime import Runtime
 
 from graph.context import RouterContext
-from graph.records import Validation, ValidationStatus
+from graph.records import BranchResult, Validation, ValidationStatus
 from graph.state import BranchTask, RouterState, planned_mode, reservations
 from nodes.schedule import branch_task
 from policies.types import ExecutionMode
@@ -59,7 +59,7 @@ async def validate(state: RouterState, runtime: Runtime[RouterContext]) -> dict[
     failed = _record(verdict, ValidationStatus.FAILED, verdict.error, len(results))
     if previous is not None or not state.get("repair", True):
         return {"plan": [], "validation": failed}
-    repair = await _repair_task(runtime.context, state, answer, verdict, len(results))
+    repair = await _repair_task(runtime.context, state, latest, verdict, len(results))
     return {"plan": [repair] if repair is not None else [], "validation": failed}
 
 
@@ -72,10 +72,11 @@ def _record(
 
 
 async def _repair_task(
-    ctx: RouterContext, state: RouterState, answer: str, verdict: Verdict, branch: int
+    ctx: RouterContext, state: RouterState, latest: BranchResult, verdict: Verdict, branch: int
 ) -> BranchTask | None:
     """The same model, asked to correct its answer; on its node when that has room."""
-    latest = state["branch_results"][-1]
+    assert latest.call is not None, "only an answer is repaired"
+    answer = latest.call.completion.content
     job_id, priority = reservations(state), state["routing"].priority
     lease = await ctx.scheduler.reserve(
         job_id, [latest.model], priority=priority, node_id=latest.node_id

@@ -17,11 +17,8 @@ import json
 import re
 
 from policies.merge.base import Candidate, Expectation, MergeOutcome, require_candidates
-from policies.types import MergeStrategy
-from policies.validators import CheckOptions, validator
-
-#: Code whose form a tool checks, tried in this order.
-CHECKED_CODE = ("yara", "sigma", "sql")
+from policies.types import MergeStrategy, TaskType
+from policies.validators import CheckOptions, pick
 
 _FENCE = re.compile(r"```[\w+-]*\n(.*?)```", re.DOTALL)
 
@@ -44,11 +41,11 @@ def format_score(text: str, expect: Expectation) -> float:
         return 1.0 if is_valid_json(text) else 0.0
     if not expect.code:
         return 1.0
-    for kind in CHECKED_CODE:
-        checker = validator(kind)
-        artifact = checker.found_in(text)
-        if artifact is not None:
-            return 1.0 if checker.check(artifact, CheckOptions()).ok else 0.0
+    # The code a tool checks is rule_generation's: YARA, Sigma, SQL.
+    found = pick(TaskType.RULE_GENERATION, text, CheckOptions())
+    if found is not None:
+        checker, artifact = found
+        return 1.0 if checker.check(artifact, CheckOptions()).ok else 0.0
     return 1.0 if _FENCE.search(text) else 0.0
 
 
