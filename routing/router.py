@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import logging
 import os
+import sys
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -118,9 +119,12 @@ class PolicySource:
 def _yield_to_the_loop() -> None:
     """Lower the calling thread's scheduling priority: when the cores are busy, the event
     loop (and the requests that need no classification) goes first."""
+    # Elsewhere a thread id is no process id: setpriority could reach another process.
+    if not sys.platform.startswith("linux"):
+        return
     try:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), CLASSIFY_NICE)
-    except OSError as exc:  # not permitted, or not Linux: classification still runs
+    except OSError as exc:  # not permitted: classification still runs
         log.info("classification thread keeps its priority: %s", exc)
 
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import get_args
+
 import pytest
 
 from policies.types import TaskType
-from policies.validators import CheckOptions, pick, validator
+from policies.validators import TARGETS, CheckOptions, pick, validator
+from service.schemas import ProcessRequest
 from tests.fakes.rules import BROKEN_YARA, SIGMA, YARA
 
 NONE = CheckOptions()
@@ -81,3 +84,8 @@ def test_pick_finds_the_artifact_the_answer_holds() -> None:
 def test_an_unknown_kind_fails_naming_the_valid_ones() -> None:
     with pytest.raises(KeyError, match="valid: yara, sigma, sql, json"):
         validator("snort")
+
+
+def test_the_sigma_targets_a_request_may_name_are_the_ones_converted_to() -> None:
+    target = ProcessRequest.model_fields["target"].annotation
+    assert set(get_args(get_args(target)[0])) == set(TARGETS)
