@@ -43,7 +43,7 @@ DEMO_REQUESTS: list[tuple[str, dict[str, Any]]] = [
             "prompt": "Generate a YARA rule to detect this malware family: it drops evil.dll "
             "and contains the string 'x0r_k3y'.",
             "task_hints": ["code", "rule", "generate"],
-            "parameters": {"temperature": 0.5, "max_tokens": 160},
+            "parameters": {"temperature": 0.5, "max_tokens": 256},
         },
     ),
     (
@@ -216,11 +216,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 timeout=300,
                 headers={"Authorization": f"Bearer {token}"},
             ) as client:
-                for title, body in DEMO_REQUESTS:
+                for number, (title, body) in enumerate(DEMO_REQUESTS, start=1):
                     started = time.perf_counter()
                     r = client.post("/api/llm/process", json=body)
                     took = time.perf_counter() - started
                     print(_describe(title, r, took), flush=True)
+                    if args.save is not None:
+                        args.save.mkdir(parents=True, exist_ok=True)
+                        name = f"{number}-{title.replace(' ', '-').lower()}.json"
+                        (args.save / name).write_text(r.text)
         finally:
             server.should_exit = True
             thread.join(timeout=10)
@@ -250,6 +254,7 @@ def _describe(title: str, r: httpx.Response, took_s: float) -> str:
     if validation is not None:
         why = f": {validation['error']}" if validation["error"] else ""
         lines.append(f"   validation: {validation['status']} ({validation['kind']}{why})")
+        lines.extend(f"     warning: {w}" for w in validation["warnings"])
     items = result.get("items") or []
     if items:
         counts = Counter(i["status"] for i in items)
@@ -261,8 +266,13 @@ def _describe(title: str, r: httpx.Response, took_s: float) -> str:
             lines.append(
                 f"     #{item['index'] + 1:<3} {item['answer'] or item['problem']} ({who})"
             )
-    answer = " ".join(result["choices"][0]["message"]["content"].split())
-    lines.append(f"   answer    : {answer[:200]}")
+    content = result["choices"][0]["message"]["content"]
+    if validation is not None and validation["status"] != "failed":
+        # A checked rule is shown whole, as the tool read it.
+        lines.append("   answer    :")
+        lines.extend(f"     {line}" for line in content.strip().splitlines())
+    else:
+        lines.append(f"   answer    : {' '.join(content.split())[:200]}")
     return "\n".join(lines)
 
 
@@ -286,4 +296,7 @@ def register(sub: Any) -> None:
     demo = sub.add_parser("demo", help="local nodes + router + the specification's four requests")
     demo.add_argument("--model", choices=["smollm2", "tiny"], default="smollm2")
     demo.add_argument("--base-port", type=int, default=8100)
+    demo.add_argument(
+        "--save", type=Path, metavar="DIR", help="also write each response's JSON into DIR"
+    )
     demo.set_defaults(func=cmd_demo)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 
 from cluster.calls import ReservedCalls
@@ -58,7 +59,11 @@ class MergerAgent:
         `priority`) and falls back to concatenation when it fails."""
         expectation = expect or Expectation()
         if strategy is not MergeStrategy.ENSEMBLE:
-            return Merged(local_strategy(strategy)(candidates, expectation))
+            merge = local_strategy(strategy)
+            if strategy is MergeStrategy.BEST_QUALITY and expectation.code:
+                # Compiling each candidate's rule takes milliseconds: off the event loop.
+                return Merged(await asyncio.to_thread(merge, candidates, expectation))
+            return Merged(merge(candidates, expectation))
         prompt = ensemble_prompt(question, candidates)
         try:
             result = await self._calls.call(

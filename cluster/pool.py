@@ -55,8 +55,13 @@ ALLOWED_PARAMETERS = frozenset(
         "tool_choice",
         "parallel_tool_calls",
         "response_format",
+        # vLLM's structured outputs: set by the router (a repair held to a format's grammar),
+        # never by a request, whose parameters are checked before they get here.
+        "structured_outputs",
     }
 )
+#: Fields ChatOpenAI must pass in the body as they are rather than interpret.
+_BODY_ONLY = ("response_format", "structured_outputs")
 
 
 @dataclass
@@ -84,10 +89,10 @@ def _wire(params: dict[str, Any]) -> dict[str, Any]:
     """Parameters as ChatOpenAI sends them untouched. Given `response_format`, it would switch
     to the SDK's client-side parsing (which refuses non-strict tools); the router passes the
     format through in the body instead, and vLLM enforces it."""
-    if "response_format" not in params:
+    if not any(name in params for name in _BODY_ONLY):
         return params
     wired = dict(params)
-    wired["extra_body"] = {"response_format": wired.pop("response_format")}
+    wired["extra_body"] = {name: wired.pop(name) for name in _BODY_ONLY if name in wired}
     return wired
 
 

@@ -13,7 +13,7 @@ from graph.records import BranchResult, Validation, ValidationStatus
 from graph.state import BranchTask, RouterState, planned_mode, reservations
 from nodes.schedule import branch_task
 from policies.types import ExecutionMode
-from policies.validators import CheckOptions, Verdict, checks, pick
+from policies.validators import CheckOptions, Validator, Verdict, asked_for, checks, pick, validator
 
 
 def check_options(state: RouterState) -> CheckOptions:
@@ -41,13 +41,23 @@ async def validate(state: RouterState, runtime: Runtime[RouterContext]) -> dict[
     if latest.call is None:
         return {"plan": []}  # merge reports the failed call
     options = check_options(state)
-    answer = latest.call.completion.content
-    found = pick(state["routing"].task_type, answer, options)
-    if found is None:
+    task_type = state["routing"].task_type
+    wanted = asked_for(task_type, state["prompt"])
+    found = pick(task_type, latest.call.completion.content, options, wanted)
+    if found is not None:
+        checker, artifact = found
+        # Compiling or converting takes milliseconds: off the event loop.
+        verdict = await asyncio.to_thread(checker.check, artifact, options)
+        fix = (
+            f"The {checker.noun} above fails its check: {verdict.error}. "
+            f"Reply with the corrected {checker.noun} only."
+        )
+    elif wanted is not None:
+        checker = validator(wanted)
+        verdict = Verdict(wanted, False, f"the answer holds no {checker.noun}")
+        fix = f"The answer above holds no {checker.noun}. Reply with the {checker.noun} only."
+    else:
         return {"plan": []}
-    checker, artifact = found
-    # Compiling or converting takes milliseconds: off the event loop.
-    verdict = await asyncio.to_thread(checker.check, artifact, options)
     previous = state.get("validation")
     counted = runtime.context.metrics.validations
     if verdict.ok:
@@ -59,7 +69,7 @@ async def validate(state: RouterState, runtime: Runtime[RouterContext]) -> dict[
     failed = _record(verdict, ValidationStatus.FAILED, verdict.error, len(results))
     if previous is not None or not state.get("repair", True):
         return {"plan": [], "validation": failed}
-    repair = await _repair_task(runtime.context, state, latest, verdict, len(results))
+    repair = await _repair_task(runtime.context, state, latest, checker, fix, len(results))
     return {"plan": [repair] if repair is not None else [], "validation": failed}
 
 
@@ -72,9 +82,15 @@ def _record(
 
 
 async def _repair_task(
-    ctx: RouterContext, state: RouterState, latest: BranchResult, verdict: Verdict, branch: int
+    ctx: RouterContext,
+    state: RouterState,
+    latest: BranchResult,
+    checker: Validator,
+    fix: str,
+    branch: int,
 ) -> BranchTask | None:
-    """The same model, asked to correct its answer; on its node when that has room."""
+    """The same model, asked to correct its answer, on its node when that has room; held to
+    the format's grammar where vLLM has one, as the repair is the last try."""
     assert latest.call is not None, "only an answer is repaired"
     answer = latest.call.completion.content
     job_id, priority = reservations(state), state["routing"].priority
@@ -84,11 +100,10 @@ async def _repair_task(
     if lease is None:
         return None
     asked = list(state.get("messages") or []) or [{"role": "user", "content": state["prompt"]}]
-    fix = (
-        f"The {verdict.kind} above fails its check: {verdict.error}. "
-        f"Reply with the corrected {verdict.kind} only."
-    )
     task = branch_task(lease, branch, state["prompt"], state, None, 0, [])
+    constraint = checker.constraint(check_options(state))
+    if constraint is not None:
+        task["parameters"] = {**task["parameters"], **constraint}
     task["messages"] = [
         *asked,
         {"role": "assistant", "content": answer},

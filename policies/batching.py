@@ -66,22 +66,25 @@ def item_prompt(
 
 def label_format(indices: Sequence[int], labels: Sequence[str]) -> dict[str, Any]:
     """The response format that holds a model to one label of `labels` for each item at
-    `indices` (numbered from 1), for servers with guided decoding (vLLM)."""
-    entry = {
-        "type": "object",
-        "properties": {
-            "item": {"enum": [index + 1 for index in indices]},
-            "label": {"enum": list(labels)},
-        },
-        "required": ["item", "label"],
-        "additionalProperties": False,
-    }
+    `indices` (numbered from 1), every item once and in order, for servers with guided
+    decoding (vLLM)."""
+    label = {"enum": list(labels)}
+    entries = [
+        {
+            "type": "object",
+            "properties": {"item": {"const": index + 1}, "label": label},
+            "required": ["item", "label"],
+            "additionalProperties": False,
+        }
+        for index in indices
+    ]
     schema = {
         "type": "object",
         "properties": {
             "answers": {
                 "type": "array",
-                "items": entry,
+                "prefixItems": entries,
+                "items": False,
                 "minItems": len(indices),
                 "maxItems": len(indices),
             }

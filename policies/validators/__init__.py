@@ -6,6 +6,8 @@ the list of kinds it knows.
 
 from __future__ import annotations
 
+import re
+
 from policies.types import TaskType
 from policies.validators.base import CheckOptions, Validator, Verdict
 from policies.validators.json_output import JsonValidator
@@ -13,7 +15,7 @@ from policies.validators.sigma import TARGETS, SigmaRuleValidator
 from policies.validators.sql import SqlValidator
 from policies.validators.yara import YaraValidator
 
-__all__ = ["TARGETS", "CheckOptions", "Validator", "Verdict", "pick", "validator"]
+__all__ = ["TARGETS", "CheckOptions", "Validator", "Verdict", "asked_for", "pick", "validator"]
 
 _REGISTRY: dict[str, Validator] = {
     v.kind: v for v in (YaraValidator(), SigmaRuleValidator(), SqlValidator(), JsonValidator())
@@ -23,6 +25,19 @@ _BY_TASK: dict[TaskType, tuple[str, ...]] = {
     TaskType.RULE_GENERATION: ("yara", "sigma", "sql"),
     TaskType.STRUCTURED_PARSING: ("json",),
 }
+
+#: How a prompt asks for each kind. JSON is asked for as output ("as JSON", "JSON format"),
+#: not merely named: "parse this JSON log" wants an answer about it.
+_NAMED = {
+    **{kind: re.compile(rf"\b{kind}\b", re.IGNORECASE) for kind in ("yara", "sigma", "sql")},
+    "json": re.compile(
+        r"\b(?:as|in|into|to|return|output|emit|with)\s+(?:valid\s+|an?\s+)?json\b"
+        r"|\bjson\s+(?:output|format)\b",
+        re.IGNORECASE,
+    ),
+}
+#: "convert this Sigma rule to YARA": the kind after to/into/as is the one asked for.
+_INTO = re.compile(r"\b(?:to|into|as|in)\s+(?:an?\s+)?(yara|sigma|sql|json)\b", re.IGNORECASE)
 
 
 def validator(kind: str) -> Validator:
@@ -38,10 +53,28 @@ def checks(task_type: TaskType, options: CheckOptions) -> bool:
     return task_type in _BY_TASK or options.schema is not None
 
 
-def pick(task_type: TaskType, answer: str, options: CheckOptions) -> tuple[Validator, str] | None:
+def asked_for(task_type: TaskType, prompt: str) -> str | None:
+    """The kind of artifact the prompt asks for by name, among its task type's; None when
+    it names none, or several without saying which is the answer."""
+    kinds = _BY_TASK.get(task_type, ())
+    named = [kind for kind in kinds if _NAMED[kind].search(prompt)]
+    if len(named) == 1:
+        return named[0]
+    into = {m.group(1).lower() for m in _INTO.finditer(prompt)} & set(named)
+    return into.pop() if len(into) == 1 else None
+
+
+def pick(
+    task_type: TaskType, answer: str, options: CheckOptions, wanted: str | None = None
+) -> tuple[Validator, str] | None:
     """The validator that applies to `answer` and the artifact it checks, or None. A schema
-    makes any answer a JSON one."""
-    kinds = ("json",) if options.schema is not None else _BY_TASK.get(task_type, ())
+    makes any answer a JSON one; a `wanted` kind is the only one looked for."""
+    if options.schema is not None:
+        kinds: tuple[str, ...] = ("json",)
+    elif wanted is not None:
+        kinds = (wanted,)
+    else:
+        kinds = _BY_TASK.get(task_type, ())
     for kind in kinds:
         found = _REGISTRY[kind].found_in(answer)
         if found is not None or options.schema is not None:

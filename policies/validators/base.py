@@ -37,12 +37,19 @@ class Validator(Protocol):
     """Finds one kind of artifact in an answer and checks it with that format's own tool."""
 
     kind: str
+    noun: str
+    """What the artifact is called in a message: "YARA rule", "JSON"."""
 
     def found_in(self, answer: str) -> str | None:
         """The artifact in `answer`, or None when it holds none of this kind."""
         ...
 
     def check(self, artifact: str, options: CheckOptions) -> Verdict: ...
+
+    def constraint(self, options: CheckOptions) -> dict[str, Any] | None:
+        """Body fields with which vLLM holds a repair to this format (structured outputs), or
+        None when it has no grammar for it."""
+        ...
 
 
 def fenced(answer: str, languages: tuple[str, ...]) -> str | None:

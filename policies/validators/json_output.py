@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from jsonschema import Draft202012Validator
 
@@ -11,6 +12,7 @@ from policies.validators.base import CheckOptions, Verdict, fenced, first_fence
 
 class JsonValidator:
     kind = "json"
+    noun = "JSON"
 
     def found_in(self, answer: str) -> str | None:
         block = fenced(answer, ("json",)) or first_fence(answer) or answer.strip()
@@ -29,3 +31,7 @@ class JsonValidator:
         if errors:
             return Verdict(self.kind, False, f"{errors[0].json_path}: {errors[0].message}")
         return Verdict(self.kind, True)
+
+    def constraint(self, options: CheckOptions) -> dict[str, Any] | None:
+        # A caller's schema is already the request's response_format.
+        return None if options.schema is not None else {"response_format": {"type": "json_object"}}

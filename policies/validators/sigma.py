@@ -30,6 +30,7 @@ TARGETS = tuple(_TARGETS)
 
 class SigmaRuleValidator:
     kind = "sigma"
+    noun = "Sigma rule"
 
     def found_in(self, answer: str) -> str | None:
         block = fenced(answer, ("yaml", "yml", "sigma")) or first_fence(answer) or answer
@@ -68,6 +69,9 @@ class SigmaRuleValidator:
             except SigmaError as exc:
                 return Verdict(self.kind, False, f"to {options.target}: {exc}", warnings)
         return Verdict(self.kind, True, warnings=warnings, conversions=conversions)
+
+    def constraint(self, options: CheckOptions) -> dict[str, Any] | None:
+        return None
 
 
 def _convert(documents: list[dict[str, Any]], target: str) -> str:

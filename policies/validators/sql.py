@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import sqlglot
 from sqlglot.errors import ParseError, TokenError
@@ -14,6 +15,7 @@ _STATEMENT = re.compile(r"^\s*(select|with)\b", re.IGNORECASE)
 
 class SqlValidator:
     kind = "sql"
+    noun = "SQL query"
 
     def found_in(self, answer: str) -> str | None:
         block = fenced(answer, ("sql", "postgresql", "sqlite", "tsql", "mysql"))
@@ -31,3 +33,6 @@ class SqlValidator:
         except TokenError as exc:
             return Verdict(self.kind, False, str(exc))
         return Verdict(self.kind, True)
+
+    def constraint(self, options: CheckOptions) -> dict[str, Any] | None:
+        return None

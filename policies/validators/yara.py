@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
+from typing import Any
 
 import yara_x
 
 from policies.validators.base import CheckOptions, Verdict, fenced, first_fence
 
+#: A subset of YARA every sentence of which compiles: one rule, anonymous patterns, `any` or
+#: `all of them`. A repair held to it cannot fail on syntax, whatever the model.
+GRAMMAR = (Path(__file__).parent / "yara.ebnf").read_text()
 _RULE = re.compile(r"^\s*(?:(?:private|global)\s+)*rule\s+\w+", re.MULTILINE)
 
 
 class YaraValidator:
     kind = "yara"
+    noun = "YARA rule"
 
     def found_in(self, answer: str) -> str | None:
         block = fenced(answer, ("yara", "yar"))
@@ -43,3 +49,6 @@ class YaraValidator:
         warnings = [f"{w['title']} (line {w['line']})" for w in compiler.warnings()]
         compiler.build()
         return Verdict(self.kind, True, warnings=warnings)
+
+    def constraint(self, options: CheckOptions) -> dict[str, Any] | None:
+        return {"structured_outputs": {"grammar": GRAMMAR}}

@@ -7,6 +7,7 @@ from collections.abc import Callable, Collection
 from typing import Any
 
 import pytest
+from jsonschema import Draft202012Validator
 
 from app.runtime import RouterRuntime
 from graph.builder import build_graph
@@ -64,7 +65,9 @@ async def test_yara_rule_goes_to_qwen_coder(
         task_hints=["code", "rule", "generate"],
     )
     assert out["routing"]["model"] == "qwen-coder"
-    assert fake_cluster.node2.models_called() == ["qwen-coder"]
+    # The echo holds no rule: it is asked once more, of the same model.
+    assert fake_cluster.node2.models_called() == ["qwen-coder", "qwen-coder"]
+    assert out["result"]["validation"]["error"] == "the answer holds no YARA rule"
 
 
 async def test_parallel_batch_spreads_over_both_nodes_and_keeps_item_order(
@@ -288,12 +291,14 @@ async def test_a_batch_answers_item_by_item_and_retries_what_a_branch_skipped_el
     assert {i["node_id"] for i in retried} == {"gb10-node-2"}
     first = fake_cluster.node1.calls[0]
     assert '"label": <one of: benign, malicious>' in first.messages[-1]["content"]
-    # Servers with guided decoding are held to one label per item asked.
-    schema = first.body["response_format"]["json_schema"]["schema"]["properties"]["answers"]
+    # Servers with guided decoding are held to one label for each item asked, in order.
+    schema = Draft202012Validator(first.body["response_format"]["json_schema"]["schema"])
     asked = [int(ln.split(".")[0]) for ln in first.messages[-1]["content"].splitlines()[4:]]
-    assert schema["items"]["properties"]["item"]["enum"] == asked
-    assert schema["items"]["properties"]["label"]["enum"] == ["benign", "malicious"]
-    assert schema["minItems"] == schema["maxItems"] == len(asked)
+    full = [{"item": n, "label": "benign"} for n in asked]
+    assert schema.is_valid({"answers": full})
+    assert not schema.is_valid({"answers": full[1:]})
+    assert not schema.is_valid({"answers": [full[1], full[0], *full[2:]]})
+    assert not schema.is_valid({"answers": [*full[:-1], {"item": asked[-1], "label": "odd"}]})
     retry = fake_cluster.node2.calls[-1].messages[-1]["content"]
     asked_again = [int(ln.split(".")[0]) for ln in retry.splitlines() if ln[:1].isdigit()]
     assert asked_again == [i["index"] + 1 for i in retried]

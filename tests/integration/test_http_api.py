@@ -12,6 +12,7 @@ from app.settings import Settings
 from server import create_app
 from service.auth import issue_token
 from tests.conftest import FakeCluster
+from tests.fakes.rules import YARA, first_then
 from tests.integration.conftest import SECRET, RouterServer
 
 SPEC_RESPONSE_KEYS = {"job_id", "status", "routing", "scheduling", "result", "execution_mode"}
@@ -48,6 +49,7 @@ def test_spec_example_1_threat_analysis_reaches_llama31(
 def test_spec_example_2_yara_rule_reaches_qwen_coder(
     router_server: RouterServer, fake_cluster: FakeCluster
 ) -> None:
+    fake_cluster.node2.behaviour.reply = first_then("It drops evil.dll.", f"```yara\n{YARA}\n```")
     with router_server.client(router_server.analyst) as c:
         r = c.post(
             "/api/llm/process",
@@ -58,8 +60,12 @@ def test_spec_example_2_yara_rule_reaches_qwen_coder(
             },
         )
     assert r.status_code == 200, r.text
-    assert r.json()["routing"]["model"] == "qwen-coder"
-    assert fake_cluster.node2.models_called() == ["qwen-coder"]
+    out = r.json()
+    assert out["routing"]["model"] == "qwen-coder"
+    # Prose is no rule: the same model is asked once more, and its rule compiles.
+    assert fake_cluster.node2.models_called() == ["qwen-coder", "qwen-coder"]
+    assert out["result"]["validation"]["status"] == "repaired"
+    assert YARA in out["result"]["choices"][0]["message"]["content"]
 
 
 def test_spec_example_3_parallel_batch_spreads_over_both_nodes(

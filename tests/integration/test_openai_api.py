@@ -15,6 +15,7 @@ from langchain_openai import ChatOpenAI
 
 from service.auth import ADMIN, issue_token
 from tests.conftest import FakeCluster
+from tests.fakes.rules import YARA, first_then
 from tests.integration.conftest import SECRET
 
 ASK = [
@@ -37,6 +38,7 @@ def audit(url: str, tenant: str) -> list[dict[str, Any]]:
 def test_the_openai_sdk_gets_a_routed_answer_with_the_routing_in_headers(
     router: str, fake_cluster: FakeCluster
 ) -> None:
+    fake_cluster.node2.behaviour.reply = first_then("A loader packed with UPX.", YARA)
     tenant = f"o-{uuid.uuid4().hex[:8]}"
     client = openai.OpenAI(base_url=f"{router}/v1", api_key=token(tenant))
     raw = client.chat.completions.with_raw_response.create(model="auto", messages=ASK)
@@ -45,11 +47,14 @@ def test_the_openai_sdk_gets_a_routed_answer_with_the_routing_in_headers(
     assert raw.headers["x-gb10-model"] == "qwen-coder"
     assert raw.headers["x-gb10-node"] == "gb10-node-2"
     assert float(raw.headers["x-gb10-confidence"]) > 0
-    assert completion.choices[0].message.content.startswith("qwen-coder:")
+    # Prose is no YARA rule: the model was asked once more, and its rule compiles.
+    assert raw.headers["x-gb10-validation"] == "repaired"
+    assert completion.choices[0].message.content == YARA
     assert completion.usage is not None and completion.usage.total_tokens > 0
     # The whole conversation reached the model, the system turn first.
-    [call] = fake_cluster.node2.calls
-    assert [m["role"] for m in call.messages] == ["system", "user"]
+    first, repair = fake_cluster.node2.calls
+    assert [m["role"] for m in first.messages] == ["system", "user"]
+    assert [m["role"] for m in repair.messages] == ["system", "user", "assistant", "user"]
     [record] = audit(router, tenant)
     assert (record["entry_point"], record["status"], record["model"]) == (
         "openai/chat",
@@ -82,10 +87,10 @@ async def test_the_async_sdk_streams_chunks_and_usage_last(router: str) -> None:
 def test_langchain_chat_openai_pointed_at_the_router(router: str) -> None:
     tenant = f"l-{uuid.uuid4().hex[:8]}"
     llm = ChatOpenAI(base_url=f"{router}/v1", api_key=token(tenant), model="qwen-coder")
-    answer = llm.invoke("Write a Sigma rule for encoded PowerShell")
+    answer = llm.invoke("Write a detection rule for encoded PowerShell")
     assert isinstance(answer.content, str) and answer.content.startswith("qwen-coder:")
     assert answer.response_metadata["model_name"]
-    pieces = [c.content for c in llm.stream("Write a Sigma rule for encoded PowerShell")]
+    pieces = [c.content for c in llm.stream("Write a detection rule for encoded PowerShell")]
     assert len([p for p in pieces if p]) > 2
     assert "".join(map(str, pieces)) == answer.content
 

@@ -93,7 +93,9 @@ async def test_studio_lists_draws_and_runs_the_graph(
     assert isinstance(out, dict)
     assert out["status"] == "completed"
     assert out["routing"]["model"] == "qwen-coder"
-    assert fake_cluster.node2.models_called() == ["qwen-coder"]
+    # The echo holds no rule: asked once more of the same model, and reported failed.
+    assert fake_cluster.node2.models_called() == ["qwen-coder", "qwen-coder"]
+    assert out["result"]["validation"]["status"] == "failed"
 
     # A run may turn the knobs: parallel off, a batch runs as one call.
     batch = await client.runs.wait(

@@ -9,9 +9,10 @@ import pytest
 
 from app.runtime import RouterRuntime
 from graph.builder import build_graph
+from policies.validators.yara import GRAMMAR
 from service.responses import response_json
 from tests.conftest import FakeCluster
-from tests.fakes.rules import BROKEN_YARA, SIGMA, YARA
+from tests.fakes.rules import BROKEN_YARA, SIGMA, YARA, first_then
 
 
 @pytest.fixture
@@ -21,15 +22,6 @@ def graph() -> Any:
 
 async def run(graph: Any, runtime: RouterRuntime, **request: Any) -> dict[str, Any]:
     return response_json(await graph.ainvoke(request, context=runtime.context))
-
-
-def first_then(first: str, repaired: str) -> Any:
-    """A reply that answers `first`, and `repaired` once asked to correct it."""
-
-    def reply(model: str, messages: list[dict[str, Any]]) -> str:
-        return repaired if "fails its check" in str(messages[-1]["content"]) else first
-
-    return reply
 
 
 async def test_a_yara_rule_that_does_not_compile_is_repaired_by_the_same_model(
@@ -53,7 +45,51 @@ async def test_a_yara_rule_that_does_not_compile_is_repaired_by_the_same_model(
     assert repair.served_model == first.served_model
     assert repair.messages[1] == {"role": "assistant", "content": f"```yara\n{BROKEN_YARA}\n```"}
     assert "syntax error (line 6" in repair.messages[2]["content"]
+    # The repair is the last try: vLLM holds it to a grammar of rules that compile.
+    assert "structured_outputs" not in first.body
+    assert repair.body["structured_outputs"] == {"grammar": GRAMMAR}
     assert runtime.scheduler.leases() == []
+
+
+async def test_an_answer_without_the_rule_asked_for_fails_and_is_asked_again(
+    graph: Any, runtime: RouterRuntime, fake_cluster: FakeCluster
+) -> None:
+    prose = "evil.dll is a loader; look for its XOR key."
+    fake_cluster.node2.behaviour.reply = first_then(prose, YARA)
+    out = await run(graph, runtime, prompt="Generate a YARA rule to detect evil.dll droppers.")
+    validation = out["result"]["validation"]
+    assert validation["status"] == "repaired" and validation["kind"] == "yara"
+    assert validation["error"] == "the answer holds no YARA rule"
+    repair = fake_cluster.node2.calls[-1]
+    assert repair.messages[-1]["content"] == (
+        "The answer above holds no YARA rule. Reply with the YARA rule only."
+    )
+    assert repair.body["structured_outputs"] == {"grammar": GRAMMAR}
+
+
+async def test_a_sigma_answer_to_a_yara_request_does_not_pass_as_the_rule(
+    graph: Any, runtime: RouterRuntime, fake_cluster: FakeCluster
+) -> None:
+    fake_cluster.node2.behaviour.reply = first_then(f"```yaml\n{SIGMA}```", f"```yaml\n{SIGMA}```")
+    out = await run(graph, runtime, prompt="Write a YARA rule for encoded PowerShell droppers.")
+    validation = out["result"]["validation"]
+    assert validation["status"] == "failed" and validation["kind"] == "yara"
+    assert validation["error"] == "the answer holds no YARA rule"
+
+
+async def test_prose_asked_for_as_json_is_repaired_with_vllms_json_mode(
+    graph: Any, runtime: RouterRuntime, fake_cluster: FakeCluster
+) -> None:
+    for node in fake_cluster.by_node().values():
+        node.behaviour.reply = first_then("The IP is 198.51.100.7.", '{"ips": ["198.51.100.7"]}')
+    out = await run(
+        graph, runtime, prompt="Extract the IP addresses as JSON: blocked 198.51.100.7 on 443."
+    )
+    assert out["routing"]["task_type"] == "structured_parsing"
+    validation = out["result"]["validation"]
+    assert validation["status"] == "repaired" and validation["error"] == "the answer holds no JSON"
+    repair = max((c for n in fake_cluster.by_node().values() for c in n.calls), key=lambda c: c.at)
+    assert repair.body["response_format"] == {"type": "json_object"}
 
 
 async def test_a_rule_that_stays_broken_is_reported_failed_not_raised(
@@ -124,3 +160,25 @@ async def test_without_repair_a_failed_answer_is_checked_and_not_asked_again(
     out = await run(graph, runtime, prompt="Write a YARA rule for droppers.", repair=False)
     assert out["result"]["validation"]["status"] == "failed"
     assert len(fake_cluster.node2.calls) == 1
+
+
+async def test_across_models_the_rule_that_compiles_wins_best_quality(
+    graph: Any, runtime: RouterRuntime, fake_cluster: FakeCluster
+) -> None:
+    # qwen-coder's broken rule is the longer answer; deepseek's compiles.
+    fake_cluster.node2.behaviour.reply = lambda model, messages: (
+        f"Here is a thorough rule for the dropper family:\n```yara\n{BROKEN_YARA}\n```"
+    )
+    fake_cluster.node1.behaviour.reply = lambda model, messages: f"```yara\n{YARA}\n```"
+    out = await run(
+        graph,
+        runtime,
+        prompt="Write a YARA rule for evil.exe droppers.",
+        models=["qwen-coder", "deepseek"],
+        merge_strategy="best_quality",
+    )
+    merge = out["result"]["merge"]
+    assert merge["strategy"] == "best_quality"
+    assert out["result"]["choices"][0]["message"]["content"] == f"```yara\n{YARA}\n```"
+    scores = merge["scores"]
+    assert scores["deepseek@gb10-node-1"] > scores["qwen-coder@gb10-node-2"]

@@ -7,7 +7,8 @@ from typing import get_args
 import pytest
 
 from policies.types import TaskType
-from policies.validators import TARGETS, CheckOptions, pick, validator
+from policies.validators import TARGETS, CheckOptions, asked_for, pick, validator
+from policies.validators.yara import GRAMMAR
 from service.schemas import ProcessRequest
 from tests.fakes.rules import BROKEN_YARA, SIGMA, YARA
 
@@ -89,3 +90,39 @@ def test_an_unknown_kind_fails_naming_the_valid_ones() -> None:
 def test_the_sigma_targets_a_request_may_name_are_the_ones_converted_to() -> None:
     target = ProcessRequest.model_fields["target"].annotation
     assert set(get_args(get_args(target)[0])) == set(TARGETS)
+
+
+@pytest.mark.parametrize(
+    ("task_type", "prompt", "kind"),
+    [
+        (TaskType.RULE_GENERATION, "Generate a YARA rule to detect evil.dll", "yara"),
+        (TaskType.RULE_GENERATION, "Convert this Sigma rule to a YARA rule: ...", "yara"),
+        (TaskType.RULE_GENERATION, "Turn this YARA rule into Sigma for process events", "sigma"),
+        (TaskType.RULE_GENERATION, "write sql that counts failed logons per host", "sql"),
+        (TaskType.RULE_GENERATION, "Write a Sigma rule for this SQL injection", None),
+        (TaskType.RULE_GENERATION, "Write a KQL query for rare parent processes", None),
+        (TaskType.STRUCTURED_PARSING, "Extract the IOCs as JSON: ...", "json"),
+        (TaskType.STRUCTURED_PARSING, "Pull the fields out, JSON output please", "json"),
+        (TaskType.STRUCTURED_PARSING, "What is the source IP in this JSON log?", None),
+        (TaskType.GENERAL_REASONING, "Explain what this YARA rule matches", None),
+    ],
+)
+def test_the_kind_asked_for_is_the_one_named_as_the_answer(
+    task_type: TaskType, prompt: str, kind: str | None
+) -> None:
+    assert asked_for(task_type, prompt) == kind
+
+
+def test_a_wanted_kind_is_the_only_one_looked_for() -> None:
+    sigma_answer = f"```yaml\n{SIGMA}```"
+    assert pick(TaskType.RULE_GENERATION, sigma_answer, NONE, "yara") is None
+    found = pick(TaskType.RULE_GENERATION, sigma_answer, NONE, "sigma")
+    assert found is not None and found[0].kind == "sigma"
+
+
+def test_repairs_are_held_to_the_format_where_vllm_has_a_grammar_for_it() -> None:
+    assert validator("yara").constraint(NONE) == {"structured_outputs": {"grammar": GRAMMAR}}
+    assert validator("json").constraint(NONE) == {"response_format": {"type": "json_object"}}
+    # A caller's schema is already the request's response_format.
+    assert validator("json").constraint(CheckOptions(schema={"type": "object"})) is None
+    assert validator("sigma").constraint(NONE) is None and validator("sql").constraint(NONE) is None

@@ -1,13 +1,17 @@
-"""Batch items and checked answers against genuine vLLM servers (the tiny model writes noise,
-so what is checked here is that every outcome is reported cleanly, never as a 5xx)."""
+"""Batch items and checked answers against genuine vLLM servers. The tiny model writes noise:
+what is checked is that every outcome is reported cleanly, never as a 5xx, and that what vLLM
+holds to a grammar or a schema comes back in form."""
 
 from __future__ import annotations
 
 import json
 
+import httpx
 import pytest
 
-from tests.vllm.conftest import LiveRouter, process
+from policies.validators import CheckOptions, validator
+from policies.validators.yara import GRAMMAR
+from tests.vllm.conftest import LiveRouter, VllmCluster, process
 
 pytestmark = pytest.mark.vllm
 
@@ -31,8 +35,8 @@ def test_a_labelled_batch_reports_every_item_and_guided_labels_come_back(
     for item in items:
         assert item["status"] in ("answered", "retried", "missing")
         assert (item["answer"] in ("benign", "malicious")) or item["problem"]
-    # vLLM's guided decoding holds even a random-weight model to the labels' JSON form.
-    assert any(item["answer"] in ("benign", "malicious") for item in items)
+    # vLLM's guided decoding holds even a random-weight model to a label for every item.
+    assert [item["status"] for item in items] == ["answered"] * 10, items
 
 
 def test_a_schema_answer_from_guided_decoding_passes_its_check(live_router: LiveRouter) -> None:
@@ -67,12 +71,61 @@ def test_a_rule_request_answers_with_its_check_reported_when_there_is_one(
     out = process(
         live_router,
         {
-            "prompt": "Write a YARA rule that detects evil.exe droppers.",
+            "prompt": "Write a Sigma rule that detects evil.exe droppers.",
             "task_type": "rule_generation",
             "target": "splunk",
             "parameters": {"max_tokens": 48, "temperature": 0},
         },
         timeout_s=180,
     )
-    validation = out["result"].get("validation")
-    assert validation is None or validation["status"] in ("passed", "repaired", "failed")
+    # Noise holds no Sigma rule, and Sigma repairs have no grammar: failed, and said so.
+    validation = out["result"]["validation"]
+    assert validation["kind"] == "sigma" and validation["status"] == "failed"
+    assert validation["error"] == "the answer holds no Sigma rule"
+    assert validation["attempts"] == 2
+
+
+def test_a_yara_repair_held_to_the_grammar_compiles_even_from_noise(
+    live_router: LiveRouter,
+) -> None:
+    out = process(
+        live_router,
+        {
+            "prompt": "Write a YARA rule that detects evil.exe droppers.",
+            "task_type": "rule_generation",
+            "parameters": {"max_tokens": 400, "temperature": 0},
+        },
+        timeout_s=180,
+    )
+    validation = out["result"]["validation"]
+    assert validation["error"] == "the answer holds no YARA rule"
+    assert validation["status"] == "repaired", out["result"]["choices"][0]["message"]
+    rule = out["result"]["choices"][0]["message"]["content"]
+    assert validator("yara").check(rule, CheckOptions()).ok
+
+
+def test_every_sentence_vllm_samples_from_the_yara_grammar_compiles(
+    vllm_cluster: VllmCluster,
+) -> None:
+    # A random-weight model at a high temperature walks the grammar at random.
+    server = next(iter(vllm_cluster.servers.values()))
+    finished = 0
+    with httpx.Client(timeout=60) as client:
+        for seed in range(24):
+            body = {
+                "model": server.served_names[0],
+                "messages": [{"role": "user", "content": "A YARA rule, please."}],
+                "max_tokens": 400,
+                "temperature": 1.8,
+                "seed": seed,
+                "structured_outputs": {"grammar": GRAMMAR},
+            }
+            r = client.post(f"{server.url}/v1/chat/completions", json=body)
+            r.raise_for_status()
+            choice = r.json()["choices"][0]
+            if choice["finish_reason"] != "stop":
+                continue
+            finished += 1
+            verdict = validator("yara").check(choice["message"]["content"], CheckOptions())
+            assert verdict.ok, (verdict.error, choice["message"]["content"])
+    assert finished >= 20

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -71,8 +72,9 @@ def test_local_nodes_serve_until_ctrl_c_then_stop_cleanly() -> None:
             httpx.get(f"http://127.0.0.1:{port}/health", timeout=2)
 
 
-def test_demo_prints_routing_for_the_four_requests() -> None:
-    proc = cli("demo", "--model", "tiny", "--base-port", str(free_port(count=4)))
+def test_demo_prints_routing_for_the_four_requests(tmp_path: Path) -> None:
+    port = str(free_port(count=4))
+    proc = cli("demo", "--model", "tiny", "--base-port", port, "--save", str(tmp_path))
     try:
         out, _ = proc.communicate(timeout=400)
     finally:
@@ -90,3 +92,16 @@ def test_demo_prints_routing_for_the_four_requests() -> None:
     assert "mode      : parallel" in out and "mode      : chained" in out
     # The batch's 50 items each come back with a status, whatever the tiny model wrote.
     assert "items     : 50 (" in out.split("== parallel batch")[1]
+    # The tiny model's noise holds no rule; its repair is held to YARA's grammar.
+    assert "validation: " in out.split("== YARA rule")[1].split("==")[0]
+    saved = sorted(p.name for p in tmp_path.iterdir())
+    assert saved == [
+        "1-threat-analysis.json",
+        "2-yara-rule.json",
+        "3-parallel-batch.json",
+        "4-chain.json",
+    ]
+    rule = json.loads((tmp_path / "2-yara-rule.json").read_text())["result"]["validation"]
+    assert rule["kind"] == "yara" and rule["error"] == "the answer holds no YARA rule"
+    batch = json.loads((tmp_path / "3-parallel-batch.json").read_text())["result"]["items"]
+    assert [item["index"] for item in batch] == list(range(50))
