@@ -42,7 +42,7 @@ async def validate(state: RouterState, runtime: Runtime[RouterContext]) -> dict[
         return {"plan": []}  # merge reports the failed call
     options = check_options(state)
     task_type = state["routing"].task_type
-    wanted = asked_for(task_type, state["prompt"])
+    wanted = asked_for(task_type, state["prompt"], options)
     found = pick(task_type, latest.call.completion.content, options, wanted)
     if found is not None:
         checker, artifact = found

@@ -182,3 +182,18 @@ async def test_across_models_the_rule_that_compiles_wins_best_quality(
     assert out["result"]["choices"][0]["message"]["content"] == f"```yara\n{YARA}\n```"
     scores = merge["scores"]
     assert scores["deepseek@gb10-node-1"] > scores["qwen-coder@gb10-node-2"]
+
+
+async def test_a_kql_query_that_does_not_parse_is_repaired(
+    graph: Any, runtime: RouterRuntime, fake_cluster: FakeCluster
+) -> None:
+    broken = "SigninLogs | where ResultType != | summarize count() by UserPrincipalName"
+    fixed = "SigninLogs | where ResultType != 0 | summarize count() by UserPrincipalName"
+    fake_cluster.node2.behaviour.reply = first_then(f"```kql\n{broken}\n```", fixed)
+    out = await run(graph, runtime, prompt="Write a KQL query for failed sign-ins per user.")
+    validation = out["result"]["validation"]
+    assert (validation["kind"], validation["status"]) == ("kql", "repaired")
+    assert validation["error"] == "mismatched input '|' (line 1, column 34)"
+    assert out["result"]["choices"][0]["message"]["content"] == fixed
+    # No grammar for KQL: the repair is free text, checked again.
+    assert "structured_outputs" not in fake_cluster.node2.calls[-1].body

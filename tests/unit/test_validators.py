@@ -79,11 +79,14 @@ def test_pick_finds_the_artifact_the_answer_holds() -> None:
     parsed = pick(TaskType.STRUCTURED_PARSING, '```json\n{"a": 1}\n```', NONE)
     assert parsed is not None and parsed[0].kind == "json" and parsed[1] == '{"a": 1}'
     assert pick(TaskType.RULE_GENERATION, "Use a KQL join on DeviceLogonEvents.", NONE) is None
+    assert (
+        pick(TaskType.RULE_GENERATION, "Sigma rule, please", CheckOptions(target="kusto")) is None
+    )
     assert pick(TaskType.GENERAL_REASONING, YARA, NONE) is None
 
 
 def test_an_unknown_kind_fails_naming_the_valid_ones() -> None:
-    with pytest.raises(KeyError, match="valid: yara, sigma, sql, json"):
+    with pytest.raises(KeyError, match="valid: yara, sigma, kql, sql, json"):
         validator("snort")
 
 
@@ -100,7 +103,9 @@ def test_the_sigma_targets_a_request_may_name_are_the_ones_converted_to() -> Non
         (TaskType.RULE_GENERATION, "Turn this YARA rule into Sigma for process events", "sigma"),
         (TaskType.RULE_GENERATION, "write sql that counts failed logons per host", "sql"),
         (TaskType.RULE_GENERATION, "Write a Sigma rule for this SQL injection", None),
-        (TaskType.RULE_GENERATION, "Write a KQL query for rare parent processes", None),
+        (TaskType.RULE_GENERATION, "Write a KQL query for rare parent processes", "kql"),
+        (TaskType.RULE_GENERATION, "Translate this Splunk search to Kusto", "kql"),
+        (TaskType.RULE_GENERATION, "Write a hunting query for rare parent processes", None),
         (TaskType.STRUCTURED_PARSING, "Extract the IOCs as JSON: ...", "json"),
         (TaskType.STRUCTURED_PARSING, "Pull the fields out, JSON output please", "json"),
         (TaskType.STRUCTURED_PARSING, "What is the source IP in this JSON log?", None),
@@ -125,4 +130,34 @@ def test_repairs_are_held_to_the_format_where_vllm_has_a_grammar_for_it() -> Non
     assert validator("json").constraint(NONE) == {"response_format": {"type": "json_object"}}
     # A caller's schema is already the request's response_format.
     assert validator("json").constraint(CheckOptions(schema={"type": "object"})) is None
-    assert validator("sigma").constraint(NONE) is None and validator("sql").constraint(NONE) is None
+    assert all(validator(kind).constraint(NONE) is None for kind in ("sigma", "kql", "sql"))
+
+
+def test_kql_is_parsed_with_the_kusto_grammar() -> None:
+    kql = validator("kql")
+    query = (
+        "SigninLogs | where ResultType != 0\n"
+        "| summarize failures = count() by UserPrincipalName, bin(TimeGenerated, 1h)\n"
+        "| where failures > 10"
+    )
+    assert kql.check(query, NONE).ok
+    broken = kql.check("SigninLogs | where ResultType != | project UserPrincipalName", NONE)
+    assert not broken.ok and broken.error == "mismatched input '|' (line 1, column 34)"
+    # What pySigma's Kusto backend writes parses too.
+    converted = validator("sigma").check(SIGMA, CheckOptions(target="kusto"))
+    assert kql.check(converted.conversions["kusto"], NONE).ok
+
+
+def test_a_kql_answer_is_found_fenced_or_as_a_pipeline() -> None:
+    query = 'DeviceProcessEvents | where FileName =~ "powershell.exe"'
+    for answer in (f"Try this:\n```kql\n{query}\n```", query):
+        found = pick(TaskType.RULE_GENERATION, answer, NONE)
+        assert found is not None and found[0].kind == "kql" and found[1] == query
+    splunk = 'index=win EventCode=4688 | where like(CommandLine, "%-enc%")'
+    assert pick(TaskType.RULE_GENERATION, splunk, NONE) is None
+
+
+def test_a_sigma_target_asks_for_a_sigma_rule_whatever_the_prompt_names() -> None:
+    ask = "Detection for encoded PowerShell, for our Kusto tables"
+    assert asked_for(TaskType.RULE_GENERATION, ask) == "kql"
+    assert asked_for(TaskType.RULE_GENERATION, ask, CheckOptions(target="kusto")) == "sigma"
