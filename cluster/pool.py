@@ -55,13 +55,8 @@ ALLOWED_PARAMETERS = frozenset(
         "tool_choice",
         "parallel_tool_calls",
         "response_format",
-        # vLLM's structured outputs: set by the router (a repair held to a format's grammar),
-        # never by a request, whose parameters are checked before they get here.
-        "structured_outputs",
     }
 )
-#: Fields ChatOpenAI must pass in the body as they are rather than interpret.
-_BODY_ONLY = ("response_format", "structured_outputs")
 
 
 @dataclass
@@ -85,14 +80,20 @@ class PoolOptions:
     extra_client_kwargs: dict[str, Any] = field(default_factory=dict)
 
 
-def _wire(params: dict[str, Any]) -> dict[str, Any]:
+def _wire(params: dict[str, Any], grammar: str | None = None) -> dict[str, Any]:
     """Parameters as ChatOpenAI sends them untouched. Given `response_format`, it would switch
     to the SDK's client-side parsing (which refuses non-strict tools); the router passes the
-    format through in the body instead, and vLLM enforces it."""
-    if not any(name in params for name in _BODY_ONLY):
+    format through in the body instead, and vLLM enforces it, as it does a grammar (vLLM's
+    structured outputs)."""
+    if "response_format" not in params and grammar is None:
         return params
     wired = dict(params)
-    wired["extra_body"] = {name: wired.pop(name) for name in _BODY_ONLY if name in wired}
+    body: dict[str, Any] = {}
+    if "response_format" in wired:
+        body["response_format"] = wired.pop("response_format")
+    if grammar is not None:
+        body["structured_outputs"] = {"grammar": grammar}
+    wired["extra_body"] = body
     return wired
 
 
@@ -279,14 +280,15 @@ class LLMPool:
         node_id: str,
         system: str | None = None,
         messages: list[dict[str, Any]] | None = None,
+        grammar: str | None = None,
     ) -> CallResult:
-        """One chat completion, of `prompt` or of the OpenAI-shaped conversation `messages`;
-        raises a RouterError subclass on failure."""
+        """One chat completion, of `prompt` or of the OpenAI-shaped conversation `messages`,
+        held to `grammar` when given; raises a RouterError subclass on failure."""
         endpoint = self.endpoint(model_name, node_id)
         params = self.checked(model_name, parameters)
         sent = convert_to_messages(messages) if messages else _messages(prompt, system)
         async with self._tracked(endpoint) as call:
-            message = await endpoint.llm.ainvoke(sent, **_wire(params))
+            message = await endpoint.llm.ainvoke(sent, **_wire(params, grammar))
         assert isinstance(message, AIMessage)
         return call_result(message, endpoint, call.latency_ms, int(time.time()))
 

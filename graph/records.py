@@ -150,10 +150,10 @@ class ValidationStatus(StrEnum):
 
 @dataclass(frozen=True)
 class Validation:
-    """The check of an answer whose form a tool can verify (YARA, Sigma, SQL, JSON)."""
+    """The check of an answer whose form a tool can verify (YARA, Sigma, KQL, SQL, JSON)."""
 
     kind: str
-    """yara, sigma, sql or json."""
+    """yara, sigma, kql, sql or json."""
     status: ValidationStatus
     error: str | None
     """Why it failed; for a repaired answer, what the first one got wrong."""

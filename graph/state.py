@@ -111,6 +111,8 @@ class BranchTask(TypedDict):
     """The conversation to send instead of the prompt, when there is one."""
     cacheable: bool
     """Look the answer up in, and store it to, the response cache."""
+    grammar: str | None
+    """A grammar vLLM holds the answer to (a repair's; set by the router, never a request)."""
 
 
 class RouterOutput(TypedDict, total=False):
@@ -159,7 +161,7 @@ class RouterState(RouterInput, RouterOutput, total=False):
     items_retried: bool
     """The batch's skipped and garbled items have had their one retry."""
     validation: Validation | None
-    """The latest answer's check (YARA, Sigma, SQL, JSON), once validate has run."""
+    """The latest answer's check (YARA, Sigma, KQL, SQL, JSON), once validate has run."""
 
 
 def restored(values: dict[str, Any]) -> RouterState:

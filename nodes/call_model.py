@@ -28,6 +28,7 @@ async def _call(ctx: RouterContext, task: BranchTask, model: str, node_id: str) 
             task["parameters"],
             node_id=node_id,
             messages=task.get("messages") or None,
+            grammar=task.get("grammar"),
         )
 
 
@@ -44,7 +45,8 @@ async def call_model(state: BranchTask, runtime: Runtime[RouterContext]) -> dict
     failures = ctx.metrics.backend_errors
     conversation = task.get("messages")
     asked = json.dumps(conversation, sort_keys=True) if conversation else task["prompt"]
-    key = cache_key(task["tenant"], model, asked, None, task["parameters"])
+    held = {"grammar": task["grammar"]} if task.get("grammar") else {}
+    key = cache_key(task["tenant"], model, asked, None, {**task["parameters"], **held})
     if task["cacheable"] and (cached := await ctx.cache.get(key)) is not None:
         ctx.scheduler.release_lease(task["lease_id"])
         ctx.metrics.cache_hits.inc()

@@ -67,6 +67,7 @@ def branch_task(
         cacheable=cacheable(parameters, bool(state.get("cache"))),
         # The conversation goes with calls of the request's own prompt, not chunks or steps.
         messages=list(state.get("messages") or []) if prompt == state["prompt"] else [],
+        grammar=None,
     )
 
 

@@ -128,7 +128,7 @@ class ProcessRequest(BaseModel):
     """A JSON Schema the answer must fit: asked of the model as its response format, and
     checked (`result.validation`)."""
     repair: bool = True
-    """Ask the model once more when its answer fails its check (YARA, Sigma, SQL, JSON)."""
+    """Ask the model once more when its answer fails its check (YARA, Sigma, KQL, SQL, JSON)."""
     models: list[str] = Field(default_factory=list, max_length=16)
     """Models to fan the prompt out to."""
     merge_strategy: MergeStrategy | None = None

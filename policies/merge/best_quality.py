@@ -2,9 +2,9 @@
 
 score = 0.4 * format + 0.3 * completeness + 0.2 * length + 0.1 * confidence, where
 - format is 1 when the asked-for format is met, else 0; 1 when nothing particular was asked.
-  JSON asked for: valid JSON, alone or in a fenced block. Code asked for: a YARA, Sigma or
-  SQL answer must pass its tool's check (YARA-X, pySigma, sqlglot), so a rule that compiles
-  beats one that does not; other code needs a fenced block;
+  JSON asked for: valid JSON, alone or in a fenced block. Code asked for: a YARA, Sigma,
+  KQL or SQL answer must pass its tool's check (YARA-X, pySigma, the Kusto grammar,
+  sqlglot), so a rule that compiles beats one that does not; other code needs a fenced block;
 - completeness is 1 for finish_reason `stop`, 0 for `length` (truncated), 0.5 when unknown;
 - length is min(1, words / 40): very short answers lose, long ones gain nothing more;
 - confidence is the logprob confidence, 0.5 when unknown.
@@ -41,7 +41,7 @@ def format_score(text: str, expect: Expectation) -> float:
         return 1.0 if is_valid_json(text) else 0.0
     if not expect.code:
         return 1.0
-    # The code a tool checks is rule_generation's: YARA, Sigma, SQL.
+    # The code a tool checks is rule_generation's: YARA, Sigma, KQL, SQL.
     found = pick(TaskType.RULE_GENERATION, text, CheckOptions())
     if found is not None:
         checker, artifact = found

@@ -20,6 +20,17 @@ class CheckOptions:
 
 
 @dataclass(frozen=True)
+class Constraint:
+    """How vLLM can hold a repair to a format."""
+
+    grammar: str | None = None
+    """A grammar (vLLM's structured outputs) that narrows what the answer can say; finite, so
+    the answer needs no token cap."""
+    response_format: dict[str, Any] | None = None
+    """A response format that fixes the syntax only (JSON mode)."""
+
+
+@dataclass(frozen=True)
 class Verdict:
     """A validator's finding on one artifact."""
 
@@ -46,9 +57,8 @@ class Validator(Protocol):
 
     def check(self, artifact: str, options: CheckOptions) -> Verdict: ...
 
-    def constraint(self, options: CheckOptions) -> dict[str, Any] | None:
-        """Body fields with which vLLM holds a repair to this format (structured outputs), or
-        None when it has no grammar for it."""
+    def constraint(self, options: CheckOptions) -> Constraint | None:
+        """How vLLM can hold a repair to this format, or None when it has no way."""
         ...
 
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from jsonschema import Draft202012Validator
 
-from policies.validators.base import CheckOptions, Verdict, fenced, first_fence
+from policies.validators.base import CheckOptions, Constraint, Verdict, fenced, first_fence
+
+JSON_MODE = {"type": "json_object"}
 
 
 class JsonValidator:
@@ -32,6 +33,6 @@ class JsonValidator:
             return Verdict(self.kind, False, f"{errors[0].json_path}: {errors[0].message}")
         return Verdict(self.kind, True)
 
-    def constraint(self, options: CheckOptions) -> dict[str, Any] | None:
+    def constraint(self, options: CheckOptions) -> Constraint | None:
         # A caller's schema is already the request's response_format.
-        return None if options.schema is not None else {"response_format": {"type": "json_object"}}
+        return None if options.schema is not None else Constraint(response_format=JSON_MODE)

@@ -12,14 +12,22 @@ from antlr4.error.ErrorListener import ErrorListener
 from kusto_query_language_parser.parse_tools.KqlLexer import KqlLexer
 from kusto_query_language_parser.parse_tools.KqlParser import KqlParser
 
-from policies.validators.base import CheckOptions, Verdict, fenced
+from policies.validators.base import CheckOptions, Constraint, Verdict, fenced, first_fence
 
-#: A table piped into a tabular operator: how a KQL answer written without a fence starts.
+#: A table (or a union or search) piped into a tabular operator, after any `let` statements
+#: and `//` comments: how a KQL query starts on its line. PowerShell's `ps | where {...}` and
+#: a shell's `ls | sort` are not.
 _PIPELINE = re.compile(
-    r"^\s*(?:let\s+\w+\s*=[^;]*;\s*)*[A-Za-z_]\w*\s*\|\s*"
-    r"(?:where|project|summarize|extend|join|take|limit|sort|order|top|count|distinct|parse"
-    r"|mv-expand|make-series|union|lookup|search|render)\b",
+    r"^(?:[ \t]*//[^\n]*\n)*[ \t]*(?:let\s+\w+\s*=[^;]*;\s*)*"
+    r"(?:union\b[^|\n]*|search\b[^|\n]*|[A-Za-z_]\w*)\s*\|\s*"
+    r"(?:where(?!\s*[{-])|project|summarize|extend|join|take|limit|(?:sort|order)\s+by"
+    r"|top\s+\d|count\b|distinct|parse|mv-expand|make-series|lookup|render)\b",
+    re.MULTILINE,
 )
+#: Bracket depth past which ANTLR's recursive prediction runs out of stack (about 60 here)
+#: or takes seconds: refused before parsing. Written queries nest a few levels.
+MAX_DEPTH = 24
+MAX_LENGTH = 20_000
 # ANTLR's parser shares its prediction caches across instances without a lock.
 _LOCK = threading.Lock()
 
@@ -49,9 +57,21 @@ class KqlValidator:
         block = fenced(answer, ("kql", "kusto"))
         if block is not None:
             return block
-        return answer.strip() if _PIPELINE.match(answer) else None
+        fence = first_fence(answer)
+        if fence is not None and _PIPELINE.match(fence):
+            return fence
+        start = _PIPELINE.search(answer)
+        if start is None:
+            return None
+        # Prose may come before the query; the query ends at the first blank line.
+        return answer[start.start() :].split("\n\n", 1)[0].strip()
 
     def check(self, artifact: str, options: CheckOptions) -> Verdict:
+        if len(artifact) > MAX_LENGTH:
+            return Verdict(self.kind, False, f"longer than {MAX_LENGTH} characters")
+        depth = _depth(artifact)
+        if depth > MAX_DEPTH:
+            return Verdict(self.kind, False, f"brackets nest {depth} deep (at most {MAX_DEPTH})")
         errors = _FirstError()
         with _LOCK:
             lexer = KqlLexer(InputStream(artifact))
@@ -65,5 +85,18 @@ class KqlValidator:
             return Verdict(self.kind, False, errors.error)
         return Verdict(self.kind, True)
 
-    def constraint(self, options: CheckOptions) -> dict[str, Any] | None:
+    def constraint(self, options: CheckOptions) -> Constraint | None:
         return None
+
+
+def _depth(text: str) -> int:
+    """The deepest bracket nesting in `text` (brackets in strings counted too: an upper
+    bound)."""
+    deepest = depth = 0
+    for char in text:
+        if char in "([{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in ")]}":
+            depth = max(0, depth - 1)
+    return deepest

@@ -16,7 +16,7 @@ from sigma.rule import SigmaRule
 from sigma.validation import SigmaValidator
 from sigma.validators.core import validators as core_validators
 
-from policies.validators.base import CheckOptions, Verdict, fenced, first_fence
+from policies.validators.base import CheckOptions, Constraint, Verdict, fenced, first_fence
 
 #: pySigma's checks, less the two that download MITRE's data on first use (offline here).
 _CHECKS = [v for name, v in core_validators.items() if name not in {"attacktag", "d3_fendtag"}]
@@ -70,7 +70,7 @@ class SigmaRuleValidator:
                 return Verdict(self.kind, False, f"to {options.target}: {exc}", warnings)
         return Verdict(self.kind, True, warnings=warnings, conversions=conversions)
 
-    def constraint(self, options: CheckOptions) -> dict[str, Any] | None:
+    def constraint(self, options: CheckOptions) -> Constraint | None:
         return None
 
 

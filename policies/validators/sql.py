@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import re
-from typing import Any
 
 import sqlglot
 from sqlglot.errors import ParseError, TokenError
 
-from policies.validators.base import CheckOptions, Verdict, fenced
+from policies.validators.base import CheckOptions, Constraint, Verdict, fenced
 
 _STATEMENT = re.compile(r"^\s*(select|with)\b", re.IGNORECASE)
 
@@ -34,5 +33,5 @@ class SqlValidator:
             return Verdict(self.kind, False, str(exc))
         return Verdict(self.kind, True)
 
-    def constraint(self, options: CheckOptions) -> dict[str, Any] | None:
+    def constraint(self, options: CheckOptions) -> Constraint | None:
         return None

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
 
 import yara_x
 
-from policies.validators.base import CheckOptions, Verdict, fenced, first_fence
+from policies.validators.base import CheckOptions, Constraint, Verdict, fenced, first_fence
 
-#: A subset of YARA every sentence of which compiles: one rule, anonymous patterns, `any` or
-#: `all of them`. A repair held to it cannot fail on syntax, whatever the model.
+#: A subset of YARA every sentence of which compiles: one rule, patterns $s1 to $s3, `any`
+#: or `all of them`. Its sentences are bounded, so one finished under it compiles whatever
+#: the model; it says less than a rule of the model's own could.
 GRAMMAR = (Path(__file__).parent / "yara.ebnf").read_text()
 _RULE = re.compile(r"^\s*(?:(?:private|global)\s+)*rule\s+\w+", re.MULTILINE)
 
@@ -50,5 +50,5 @@ class YaraValidator:
         compiler.build()
         return Verdict(self.kind, True, warnings=warnings)
 
-    def constraint(self, options: CheckOptions) -> dict[str, Any] | None:
-        return {"structured_outputs": {"grammar": GRAMMAR}}
+    def constraint(self, options: CheckOptions) -> Constraint | None:
+        return Constraint(grammar=GRAMMAR)

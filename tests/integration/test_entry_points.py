@@ -288,3 +288,24 @@ def test_job_ids_are_the_tenants_own_and_one_job_runs_once_at_a_time(
         assert c.post("/api/llm/process", json={**job, "async": False}).status_code == 200
     statuses = sorted(r["status"] for r in router.audit(user))
     assert statuses == ["completed"] * 3 + ["refused"] * 3
+
+
+HELD = {"structured_outputs": {"grammar": 'root ::= "benign"'}}
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/api/llm/process", {**ASK, "parameters": HELD}),
+        ("/graph/invoke", {"input": {**ASK, "parameters": HELD}}),
+        ("/v1/chat/completions", {**CHAT, **HELD}),
+    ],
+    ids=["process", "graph-invoke", "openai-chat"],
+)
+def test_only_the_router_holds_a_model_to_a_grammar(
+    router: Router, path: str, body: dict[str, Any]
+) -> None:
+    with router.client(f"s-{uuid.uuid4().hex[:8]}") as c:
+        r = c.post(path, json=body)
+    assert r.status_code == 422, r.text
+    assert "structured_outputs" in r.text

@@ -51,6 +51,24 @@ async def test_unknown_model_and_parameter_are_clear_errors(runtime: RouterRunti
         await runtime.pool.call_model("phi4", "x", {"temprature": 0}, node_id="gb10-node-2")
 
 
+async def test_a_grammar_is_the_routers_argument_not_a_parameter(
+    runtime: RouterRuntime, fake_cluster: FakeCluster
+) -> None:
+    held = {"structured_outputs": {"grammar": 'root ::= "benign"'}}
+    with pytest.raises(InvalidRequest, match="unknown parameter"):
+        await runtime.pool.call_model("phi4", "x", held, node_id="gb10-node-2")
+    await runtime.pool.call_model(
+        "phi4",
+        "x",
+        {"response_format": {"type": "json_object"}},
+        node_id="gb10-node-2",
+        grammar='root ::= "benign"',
+    )
+    body = fake_cluster.node2.calls[-1].body
+    assert body["structured_outputs"] == {"grammar": 'root ::= "benign"'}
+    assert body["response_format"] == {"type": "json_object"}
+
+
 async def test_health_follows_call_outcomes(
     runtime: RouterRuntime, fake_cluster: FakeCluster
 ) -> None:

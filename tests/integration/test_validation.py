@@ -9,6 +9,7 @@ import pytest
 
 from app.runtime import RouterRuntime
 from graph.builder import build_graph
+from nodes.validate import HELD_TO_GRAMMAR
 from policies.validators.yara import GRAMMAR
 from service.responses import response_json
 from tests.conftest import FakeCluster
@@ -45,9 +46,8 @@ async def test_a_yara_rule_that_does_not_compile_is_repaired_by_the_same_model(
     assert repair.served_model == first.served_model
     assert repair.messages[1] == {"role": "assistant", "content": f"```yara\n{BROKEN_YARA}\n```"}
     assert "syntax error (line 6" in repair.messages[2]["content"]
-    # The repair is the last try: vLLM holds it to a grammar of rules that compile.
-    assert "structured_outputs" not in first.body
-    assert repair.body["structured_outputs"] == {"grammar": GRAMMAR}
+    # The model's own rule, told its error, is free to keep what it said: no grammar.
+    assert "structured_outputs" not in first.body and "structured_outputs" not in repair.body
     assert runtime.scheduler.leases() == []
 
 
@@ -56,15 +56,67 @@ async def test_an_answer_without_the_rule_asked_for_fails_and_is_asked_again(
 ) -> None:
     prose = "evil.dll is a loader; look for its XOR key."
     fake_cluster.node2.behaviour.reply = first_then(prose, YARA)
-    out = await run(graph, runtime, prompt="Generate a YARA rule to detect evil.dll droppers.")
+    out = await run(
+        graph,
+        runtime,
+        prompt="Generate a YARA rule to detect evil.dll droppers.",
+        parameters={"max_tokens": 64, "stop": ["}"], "temperature": 0.2},
+    )
     validation = out["result"]["validation"]
     assert validation["status"] == "repaired" and validation["kind"] == "yara"
     assert validation["error"] == "the answer holds no YARA rule"
-    repair = fake_cluster.node2.calls[-1]
+    assert HELD_TO_GRAMMAR in validation["warnings"]
+    first, repair = fake_cluster.node2.calls
     assert repair.messages[-1]["content"] == (
         "The answer above holds no YARA rule. Reply with the YARA rule only."
     )
+    # With no rule to keep, the last try is held to a grammar of rules that compile; its
+    # sentences are bounded, so no token cap or stop string may cut one short.
     assert repair.body["structured_outputs"] == {"grammar": GRAMMAR}
+    assert first.body["max_completion_tokens"] == 64 and first.body["stop"] == ["}"]
+    assert not {"max_tokens", "max_completion_tokens", "stop"} & set(repair.body)
+    assert repair.body["temperature"] == 0.2
+
+
+async def test_a_repair_keeps_the_requests_own_constraint_and_adds_none(
+    graph: Any, runtime: RouterRuntime, fake_cluster: FakeCluster
+) -> None:
+    fake_cluster.node2.behaviour.reply = first_then('{"note": "no rule"}', f"```yara\n{YARA}```")
+    out = await run(
+        graph,
+        runtime,
+        prompt="Write a YARA rule for evil.exe droppers.",
+        parameters={"response_format": {"type": "json_object"}},
+    )
+    assert out["result"]["validation"]["status"] == "repaired"
+    repair = fake_cluster.node2.calls[-1]
+    assert "structured_outputs" not in repair.body
+    assert repair.body["response_format"] == {"type": "json_object"}
+
+
+async def test_a_tool_call_is_the_callers_and_is_not_checked(
+    graph: Any, runtime: RouterRuntime, fake_cluster: FakeCluster
+) -> None:
+    lookup = {"id": "call_1", "name": "lookup_hash", "arguments": '{"sha256": "ab12"}'}
+    fake_cluster.node2.behaviour.tool_use = lambda body: [lookup]
+    tool = {
+        "type": "function",
+        "function": {
+            "name": "lookup_hash",
+            "parameters": {"type": "object", "properties": {"sha256": {"type": "string"}}},
+        },
+    }
+    out = await run(
+        graph,
+        runtime,
+        prompt="Look up hash ab12, then write a YARA rule for the family.",
+        task_type="rule_generation",
+        parameters={"tools": [tool]},
+    )
+    message = out["result"]["choices"][0]["message"]
+    assert message["tool_calls"][0]["function"]["name"] == "lookup_hash"
+    assert "validation" not in out["result"]
+    assert len(fake_cluster.node2.calls) == 1
 
 
 async def test_a_sigma_answer_to_a_yara_request_does_not_pass_as_the_rule(

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from typing import get_args
 
 import pytest
 
 from policies.types import TaskType
-from policies.validators import TARGETS, CheckOptions, asked_for, pick, validator
+from policies.validators import TARGETS, CheckOptions, Constraint, asked_for, pick, validator
 from policies.validators.yara import GRAMMAR
 from service.schemas import ProcessRequest
 from tests.fakes.rules import BROKEN_YARA, SIGMA, YARA
@@ -95,20 +96,38 @@ def test_the_sigma_targets_a_request_may_name_are_the_ones_converted_to() -> Non
     assert set(get_args(get_args(target)[0])) == set(TARGETS)
 
 
+R, P = TaskType.RULE_GENERATION, TaskType.STRUCTURED_PARSING
+
+
 @pytest.mark.parametrize(
     ("task_type", "prompt", "kind"),
     [
-        (TaskType.RULE_GENERATION, "Generate a YARA rule to detect evil.dll", "yara"),
-        (TaskType.RULE_GENERATION, "Convert this Sigma rule to a YARA rule: ...", "yara"),
-        (TaskType.RULE_GENERATION, "Turn this YARA rule into Sigma for process events", "sigma"),
-        (TaskType.RULE_GENERATION, "write sql that counts failed logons per host", "sql"),
-        (TaskType.RULE_GENERATION, "Write a Sigma rule for this SQL injection", None),
-        (TaskType.RULE_GENERATION, "Write a KQL query for rare parent processes", "kql"),
-        (TaskType.RULE_GENERATION, "Translate this Splunk search to Kusto", "kql"),
-        (TaskType.RULE_GENERATION, "Write a hunting query for rare parent processes", None),
-        (TaskType.STRUCTURED_PARSING, "Extract the IOCs as JSON: ...", "json"),
-        (TaskType.STRUCTURED_PARSING, "Pull the fields out, JSON output please", "json"),
-        (TaskType.STRUCTURED_PARSING, "What is the source IP in this JSON log?", None),
+        (R, "Generate a YARA rule to detect evil.dll", "yara"),
+        (R, "Give me YARA for this loader: MZ, UPX0", "yara"),
+        (R, "Convert this Sigma rule to a YARA rule: ...", "yara"),
+        (R, "Turn this YARA rule into Sigma for process events", "sigma"),
+        (R, "write sql that counts failed logons per host", "sql"),
+        (R, "Write a Sigma rule for this SQL injection", "sigma"),
+        (R, "Write a Sigma rule to detect xp_cmdshell in SQL Server logs", "sigma"),
+        (R, "Write a KQL query for rare parent processes", "kql"),
+        (R, "Write the detection in KQL", "kql"),
+        (R, "Translate this Splunk search to Kusto", "kql"),
+        (R, "Write a Snort rule and a YARA rule for this C2", "yara"),
+        # What is asked for is no kind checked here, or is not said.
+        (R, "Write a hunting query for rare parent processes", None),
+        (R, "Convert this Sigma rule to Splunk SPL", None),
+        (R, "Convert this YARA rule into a Suricata rule", None),
+        (R, "Write a YARA-L rule for Google Chronicle that flags logins", None),
+        (R, "Write a detection rule for SQL injection attempts in IIS logs", None),
+        (R, "Detect suspicious sql.exe processes", None),
+        (R, "Write a KQL query for Kibana to find failed logins", None),
+        (R, "Write a Suricata rule from this YARA rule's strings", None),
+        (P, "Extract the IOCs as JSON: ...", "json"),
+        (P, "Return JSON with src and dst", "json"),
+        (P, "Pull the fields out, JSON output please", "json"),
+        (P, "What is the source IP in this JSON log?", None),
+        (P, "Here is an EDR alert in JSON format; extract the affected hostnames", None),
+        (P, "Parse the following JSON output from CrowdStrike and summarize the threat", None),
         (TaskType.GENERAL_REASONING, "Explain what this YARA rule matches", None),
     ],
 )
@@ -126,8 +145,9 @@ def test_a_wanted_kind_is_the_only_one_looked_for() -> None:
 
 
 def test_repairs_are_held_to_the_format_where_vllm_has_a_grammar_for_it() -> None:
-    assert validator("yara").constraint(NONE) == {"structured_outputs": {"grammar": GRAMMAR}}
-    assert validator("json").constraint(NONE) == {"response_format": {"type": "json_object"}}
+    assert validator("yara").constraint(NONE) == Constraint(grammar=GRAMMAR)
+    json_mode = Constraint(response_format={"type": "json_object"})
+    assert validator("json").constraint(NONE) == json_mode
     # A caller's schema is already the request's response_format.
     assert validator("json").constraint(CheckOptions(schema={"type": "object"})) is None
     assert all(validator(kind).constraint(NONE) is None for kind in ("sigma", "kql", "sql"))
@@ -148,16 +168,51 @@ def test_kql_is_parsed_with_the_kusto_grammar() -> None:
     assert kql.check(converted.conversions["kusto"], NONE).ok
 
 
-def test_a_kql_answer_is_found_fenced_or_as_a_pipeline() -> None:
-    query = 'DeviceProcessEvents | where FileName =~ "powershell.exe"'
-    for answer in (f"Try this:\n```kql\n{query}\n```", query):
-        found = pick(TaskType.RULE_GENERATION, answer, NONE)
-        assert found is not None and found[0].kind == "kql" and found[1] == query
-    splunk = 'index=win EventCode=4688 | where like(CommandLine, "%-enc%")'
-    assert pick(TaskType.RULE_GENERATION, splunk, NONE) is None
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "Try this:\n```kql\n{q}\n```",
+        "```\n{q}\n```",
+        "{q}",
+        "Here is the query:\n{q}\n\nIt finds encoded PowerShell.",
+    ],
+)
+def test_a_kql_answer_is_found_fenced_or_as_a_pipeline(answer: str) -> None:
+    query = 'DeviceProcessEvents\n| where FileName =~ "powershell.exe"\n| take 10'
+    found = pick(TaskType.RULE_GENERATION, answer.format(q=query), NONE)
+    assert found is not None and found[0].kind == "kql" and found[1] == query
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        'index=win EventCode=4688 | where like(CommandLine, "%-enc%")',
+        "ps | where {$_.CPU -gt 100}",
+        "ls | sort -r",
+        "Get-Process | where CPU -gt 10",
+    ],
+)
+def test_splunk_and_shell_pipelines_are_not_taken_for_kql(answer: str) -> None:
+    assert validator("kql").found_in(answer) is None
+
+
+def test_a_kql_query_nested_past_what_the_parser_takes_fails_without_parsing() -> None:
+    deep = "T | where " + "(" * 60 + "a == 1" + ")" * 60
+    verdict = validator("kql").check(deep, NONE)
+    assert not verdict.ok and verdict.error == "brackets nest 60 deep (at most 24)"
 
 
 def test_a_sigma_target_asks_for_a_sigma_rule_whatever_the_prompt_names() -> None:
-    ask = "Detection for encoded PowerShell, for our Kusto tables"
+    ask = "Write a KQL query for encoded PowerShell"
     assert asked_for(TaskType.RULE_GENERATION, ask) == "kql"
     assert asked_for(TaskType.RULE_GENERATION, ask, CheckOptions(target="kusto")) == "sigma"
+
+
+def test_the_yara_grammar_is_finite_so_a_repair_needs_no_token_cap() -> None:
+    # Unbounded repetition is * or + outside quotes and character classes; every repetition
+    # in the grammar is {m,n}, and no rule refers back to itself.
+    bare = re.sub(r'"(?:[^"\\]|\\.)*"|\[(?:[^\]\\]|\\.)*\]', "", GRAMMAR)
+    assert "*" not in bare and "+" not in bare
+    rules = dict(line.split(" ::= ", 1) for line in bare.splitlines() if line)
+    for name, body in rules.items():
+        assert not re.search(rf"\b{name}\b", body), name
