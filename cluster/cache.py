@@ -41,8 +41,8 @@ def cacheable(params: dict[str, Any], opted_in: bool) -> bool:
 
 
 def encode(result: CallResult) -> str:
-    """A call result as the JSON a cache entry holds."""
-    return json.dumps(dataclasses.asdict(result))
+    """A call result as the JSON a cache entry holds (its tokens left out)."""
+    return json.dumps(dataclasses.asdict(dataclasses.replace(result, tokens=[])))
 
 
 def decode(raw: str | bytes) -> CallResult:
@@ -51,6 +51,7 @@ def decode(raw: str | bytes) -> CallResult:
     completion = dict(data.pop("completion"))
     completion["usage"] = Usage(**completion["usage"])
     moved = data.pop("failed_over_from")
+    data.pop("tokens", None)
     return CallResult(
         completion=Completion(**completion),
         failed_over_from=None if moved is None else FailedOver(**moved),

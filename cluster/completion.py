@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from policies.item_confidence import TokenLogprob
 from policies.usage import Usage
 
 
@@ -62,6 +63,9 @@ class CallResult:
     """Served from the response cache rather than the model."""
     failed_over_from: FailedOver | None = None
     """Set when the call moved to this node after another's server failed."""
+    tokens: list[TokenLogprob] = field(default_factory=list)
+    """The answer's tokens with their logprobs; kept for batch chunks (each item's
+    confidence), dropped elsewhere and never cached."""
 
     @property
     def label(self) -> str:

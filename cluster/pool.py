@@ -36,6 +36,7 @@ from policies.errors import (
     UnknownModel,
     UnknownNode,
 )
+from policies.item_confidence import TokenLogprob
 from policies.usage import Usage
 
 #: Generation parameters a request may set; others are refused rather than silently dropped.
@@ -137,8 +138,8 @@ def call_result(
     """An AIMessage as a call result: the completion, with latency, node and confidence."""
     meta = message.response_metadata
     usage = message.usage_metadata or {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0}
-    tokens = (meta.get("logprobs") or {}).get("content") or []
-    confidence = confidence_from_logprobs([t["logprob"] for t in tokens if "logprob" in t])
+    tokens = [t for t in (meta.get("logprobs") or {}).get("content") or [] if "logprob" in t]
+    confidence = confidence_from_logprobs([t["logprob"] for t in tokens])
     content = message.content if isinstance(message.content, str) else str(message.content)
     completion = Completion(
         tool_calls=openai_tool_calls(message),
@@ -156,6 +157,14 @@ def call_result(
         endpoint=endpoint.base_url,
         latency_ms=round(latency_ms, 3),
         confidence=confidence,
+        tokens=[
+            TokenLogprob(
+                t["token"],
+                t["logprob"],
+                {a["token"]: a["logprob"] for a in t.get("top_logprobs") or []},
+            )
+            for t in tokens
+        ],
     )
 
 

@@ -9,6 +9,7 @@ from enum import StrEnum
 from cluster.completion import CallResult, Completion, FailedOver, branch_label
 from cluster.scheduler import NodeRef
 from policies.errors import ErrorInfo
+from policies.item_confidence import TokenLogprob
 from policies.merge import MergeReport
 from policies.types import DecisionLayer, ExecutionMode, MergeStrategy, TaskType
 from policies.usage import Usage
@@ -119,7 +120,8 @@ class BatchItem:
     node_id: str | None
     """Node that model ran on."""
     confidence: float | None
-    """The answering call's confidence (from its token log-probabilities)."""
+    """How sure the model was of this item's label (its tokens' logprobs against the other
+    labels'); the answering call's confidence where that cannot be read."""
     problem: str | None = None
     """Why the first answer was unusable (retried), or why there is none (missing)."""
 
@@ -220,6 +222,7 @@ CHECKPOINTED_TYPES: tuple[type, ...] = (
     RoutingDecision,
     SchedulingReport,
     TaskType,
+    TokenLogprob,
     Usage,
     Validation,
     ValidationStatus,

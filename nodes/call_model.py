@@ -107,6 +107,9 @@ def _outcome(
     result: CallResult | None,
     error: ErrorInfo | None,
 ) -> BranchResult:
+    if result is not None and result.tokens and not task["items_asked"]:
+        # Only a batch chunk's items are read token by token; the state stays small.
+        result = dataclasses.replace(result, tokens=[])
     return BranchResult(
         step=task["step"],
         branch=task["branch"],

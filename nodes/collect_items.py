@@ -15,6 +15,7 @@ from graph.state import BranchTask, RouterState, reservations
 from nodes.schedule import branch_task
 from policies.batch_answers import read_answers
 from policies.batching import item_prompt
+from policies.item_confidence import label_confidences
 
 
 def batch_items(state: RouterState) -> list[BatchItem]:
@@ -50,7 +51,9 @@ def _read(result: BranchResult, labels: list[str]) -> list[BatchItem]:
             BatchItem(i, ItemStatus.MISSING, None, result.model, result.node_id, None, why)
             for i in result.items_asked
         ]
-    answers = read_answers(result.call.completion.content, result.items_asked, labels)
+    content = result.call.completion.content
+    answers = read_answers(content, result.items_asked, labels)
+    sure = label_confidences(content, result.call.tokens, labels) if labels else {}
     return [
         BatchItem(
             a.index,
@@ -58,7 +61,7 @@ def _read(result: BranchResult, labels: list[str]) -> list[BatchItem]:
             a.answer,
             result.model,
             result.node_id,
-            result.call.confidence,
+            sure.get(a.index + 1, result.call.confidence),
             a.problem,
         )
         for a in answers

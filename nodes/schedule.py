@@ -47,6 +47,8 @@ def branch_task(
     labels = list(state.get("labels") or [])
     if labels and items_asked and "response_format" not in parameters:
         parameters["response_format"] = label_format(items_asked, labels)
+        # The alternatives at each label's place give each item's confidence.
+        parameters.setdefault("top_logprobs", min(20, len(labels) + 3))
     return BranchTask(
         step=state.get("chain_index", 0),
         branch=branch,

@@ -136,13 +136,9 @@ async def _repair_task(
     grammar, response_format = _held(state, checker, absent)
     if response_format is not None:
         task["parameters"] = {**task["parameters"], "response_format": response_format}
-    if grammar is not None:
-        # The grammar's sentences are bounded: a token cap or stop string could only cut
-        # one short of compiling.
-        task["grammar"] = grammar
-        task["parameters"] = {
-            k: v for k, v in task["parameters"].items() if k not in ("max_tokens", "stop")
-        }
+    # The request's max_tokens and stop still hold: they are the caller's budget. The
+    # grammar's sentences are bounded, so without them the repair still ends.
+    task["grammar"] = grammar
     task["messages"] = [
         *asked,
         {"role": "assistant", "content": answer},

@@ -18,6 +18,7 @@ from graph.records import (
     SchedulingReport,
 )
 from policies.errors import ErrorInfo
+from policies.item_confidence import TokenLogprob
 from policies.merge import MergeReport
 from policies.types import DecisionLayer, ExecutionMode, MergeStrategy, TaskType
 from policies.usage import Usage
@@ -33,6 +34,7 @@ CALL = CallResult(
     latency_ms=12.5,
     confidence=0.8,
     failed_over_from=FailedOver("gb10-node-1", "deepseek", "backend_unavailable"),
+    tokens=[TokenLogprob("It", -0.1, {"It": -0.1, "This": -2.4}), TokenLogprob(" is", -0.2)],
 )
 SCHEDULING = SchedulingReport(
     job_id="job_1",

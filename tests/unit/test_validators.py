@@ -208,7 +208,7 @@ def test_a_sigma_target_asks_for_a_sigma_rule_whatever_the_prompt_names() -> Non
     assert asked_for(TaskType.RULE_GENERATION, ask, CheckOptions(target="kusto")) == "sigma"
 
 
-def test_the_yara_grammar_is_finite_so_a_repair_needs_no_token_cap() -> None:
+def test_the_yara_grammar_is_finite_so_a_repair_ends_without_a_token_cap() -> None:
     # Unbounded repetition is * or + outside quotes and character classes; every repetition
     # in the grammar is {m,n}, and no rule refers back to itself.
     bare = re.sub(r'"(?:[^"\\]|\\.)*"|\[(?:[^\]\\]|\\.)*\]', "", GRAMMAR)

@@ -37,6 +37,13 @@ def test_a_labelled_batch_reports_every_item_and_guided_labels_come_back(
         assert (item["answer"] in ("benign", "malicious")) or item["problem"]
     # vLLM's guided decoding holds even a random-weight model to a label for every item.
     assert [item["status"] for item in items] == ["answered"] * 10, items
+    # Each item's confidence is its own label's, read from the tokens' logprobs: items one
+    # call answered differ.
+    assert all(0 < item["confidence"] <= 1 for item in items)
+    by_call: dict[tuple[str, str], set[float]] = {}
+    for item in items:
+        by_call.setdefault((item["model"], item["node_id"]), set()).add(item["confidence"])
+    assert any(len(sure) > 1 for sure in by_call.values()), by_call
 
 
 def test_a_schema_answer_from_guided_decoding_passes_its_check(live_router: LiveRouter) -> None:
@@ -93,7 +100,8 @@ def test_a_yara_repair_held_to_the_grammar_compiles_even_from_noise(
         {
             "prompt": "Write a YARA rule that detects evil.exe droppers.",
             "task_type": "rule_generation",
-            "parameters": {"max_tokens": 400, "temperature": 0},
+            # The grammar's longest sentence is under 800 characters: it fits.
+            "parameters": {"max_tokens": 1024, "temperature": 0},
         },
         timeout_s=180,
     )
@@ -115,7 +123,7 @@ def test_every_sentence_vllm_samples_from_the_yara_grammar_compiles(
             body = {
                 "model": server.served_names[0],
                 "messages": [{"role": "user", "content": "A YARA rule, please."}],
-                "max_tokens": 400,
+                "max_tokens": 1024,
                 "temperature": 1.8,
                 "seed": seed,
                 "structured_outputs": {"grammar": GRAMMAR},
@@ -128,4 +136,4 @@ def test_every_sentence_vllm_samples_from_the_yara_grammar_compiles(
             finished += 1
             verdict = validator("yara").check(choice["message"]["content"], CheckOptions())
             assert verdict.ok, (verdict.error, choice["message"]["content"])
-    assert finished >= 20
+    assert finished == 24
