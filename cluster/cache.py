@@ -31,8 +31,9 @@ def cache_key(
         {"tenant": tenant, "model": model, "prompt": prompt, "system": system, "params": params},
         sort_keys=True,
     )
-    # v2: entries hold an encoded CallResult; replicas of older releases read other keys.
-    return f"gb10:cache:v2:{tenant}:{hashlib.sha256(material.encode()).hexdigest()}"
+    # v3: entries hold an encoded CallResult with item confidences; replicas of older
+    # releases read other keys.
+    return f"gb10:cache:v3:{tenant}:{hashlib.sha256(material.encode()).hexdigest()}"
 
 
 def cacheable(params: dict[str, Any], opted_in: bool) -> bool:
@@ -42,7 +43,9 @@ def cacheable(params: dict[str, Any], opted_in: bool) -> bool:
 
 def encode(result: CallResult) -> str:
     """A call result as the JSON a cache entry holds (its tokens left out)."""
-    return json.dumps(dataclasses.asdict(dataclasses.replace(result, tokens=[])))
+    data = dataclasses.asdict(result)
+    del data["tokens"]
+    return json.dumps(data)
 
 
 def decode(raw: str | bytes) -> CallResult:
@@ -51,7 +54,7 @@ def decode(raw: str | bytes) -> CallResult:
     completion = dict(data.pop("completion"))
     completion["usage"] = Usage(**completion["usage"])
     moved = data.pop("failed_over_from")
-    data.pop("tokens", None)
+    data["item_confidence"] = {int(k): v for k, v in data.get("item_confidence", {}).items()}
     return CallResult(
         completion=Completion(**completion),
         failed_over_from=None if moved is None else FailedOver(**moved),

@@ -64,8 +64,10 @@ class CallResult:
     failed_over_from: FailedOver | None = None
     """Set when the call moved to this node after another's server failed."""
     tokens: list[TokenLogprob] = field(default_factory=list)
-    """The answer's tokens with their logprobs; kept for batch chunks (each item's
-    confidence), dropped elsewhere and never cached."""
+    """The answer's tokens with their logprobs, as the server gave them; read by call_model
+    and dropped there, never kept in the state or the cache."""
+    item_confidence: dict[int, float] = field(default_factory=dict)
+    """A labelled batch chunk's confidence in each item's label, by item number (from 1)."""
 
     @property
     def label(self) -> str:

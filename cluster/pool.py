@@ -86,9 +86,12 @@ def _wire(params: dict[str, Any], grammar: str | None = None) -> dict[str, Any]:
     to the SDK's client-side parsing (which refuses non-strict tools); the router passes the
     format through in the body instead, and vLLM enforces it, as it does a grammar (vLLM's
     structured outputs)."""
-    if "response_format" not in params and grammar is None:
+    if "response_format" not in params and grammar is None and not params.get("top_logprobs"):
         return params
     wired = dict(params)
+    if wired.get("top_logprobs"):
+        # vLLM refuses top_logprobs without logprobs, which the pool may not ask for.
+        wired["logprobs"] = True
     body: dict[str, Any] = {}
     if "response_format" in wired:
         body["response_format"] = wired.pop("response_format")

@@ -113,6 +113,8 @@ class BranchTask(TypedDict):
     """Look the answer up in, and store it to, the response cache."""
     grammar: str | None
     """A grammar vLLM holds the answer to (a repair's; set by the router, never a request)."""
+    labels: list[str]
+    """The label set a batch chunk answers from; empty otherwise."""
 
 
 class RouterOutput(TypedDict, total=False):

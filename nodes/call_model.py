@@ -16,13 +16,14 @@ from graph.state import BranchTask, RouterState, planned_mode
 from graph.tracing import span
 from nodes.validate import validates
 from policies.errors import BackendTimeout, BackendUnavailable, ErrorInfo, RouterError
+from policies.item_confidence import label_confidences
 from policies.types import ExecutionMode
 from policies.usage import Usage
 
 
 async def _call(ctx: RouterContext, task: BranchTask, model: str, node_id: str) -> CallResult:
     with span(ctx.tracer, "gb10.model_call", **{"gb10.model": model, "gb10.node": node_id}):
-        return await ctx.pool.call_model(
+        result = await ctx.pool.call_model(
             model,
             task["prompt"],
             task["parameters"],
@@ -30,6 +31,10 @@ async def _call(ctx: RouterContext, task: BranchTask, model: str, node_id: str) 
             messages=task.get("messages") or None,
             grammar=task.get("grammar"),
         )
+    # The tokens are read here, once: what the state and the cache keep is their reading.
+    labels = task.get("labels") or []
+    sure = label_confidences(result.completion.content, result.tokens, labels) if labels else {}
+    return dataclasses.replace(result, tokens=[], item_confidence=sure)
 
 
 async def call_model(state: BranchTask, runtime: Runtime[RouterContext]) -> dict[str, Any]:
@@ -107,9 +112,6 @@ def _outcome(
     result: CallResult | None,
     error: ErrorInfo | None,
 ) -> BranchResult:
-    if result is not None and result.tokens and not task["items_asked"]:
-        # Only a batch chunk's items are read token by token; the state stays small.
-        result = dataclasses.replace(result, tokens=[])
     return BranchResult(
         step=task["step"],
         branch=task["branch"],

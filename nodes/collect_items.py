@@ -15,7 +15,6 @@ from graph.state import BranchTask, RouterState, reservations
 from nodes.schedule import branch_task
 from policies.batch_answers import read_answers
 from policies.batching import item_prompt
-from policies.item_confidence import label_confidences
 
 
 def batch_items(state: RouterState) -> list[BatchItem]:
@@ -53,7 +52,7 @@ def _read(result: BranchResult, labels: list[str]) -> list[BatchItem]:
         ]
     content = result.call.completion.content
     answers = read_answers(content, result.items_asked, labels)
-    sure = label_confidences(content, result.call.tokens, labels) if labels else {}
+    sure = result.call.item_confidence
     return [
         BatchItem(
             a.index,

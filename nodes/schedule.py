@@ -70,6 +70,7 @@ def branch_task(
         # The conversation goes with calls of the request's own prompt, not chunks or steps.
         messages=list(state.get("messages") or []) if prompt == state["prompt"] else [],
         grammar=None,
+        labels=labels if items_asked else [],
     )
 
 

@@ -136,9 +136,12 @@ async def _repair_task(
     grammar, response_format = _held(state, checker, absent)
     if response_format is not None:
         task["parameters"] = {**task["parameters"], "response_format": response_format}
-    # The request's max_tokens and stop still hold: they are the caller's budget. The
-    # grammar's sentences are bounded, so without them the repair still ends.
-    task["grammar"] = grammar
+    if grammar is not None:
+        # max_tokens is the caller's budget and holds (the grammar's sentences are bounded,
+        # so without it the repair still ends); a stop string would cut every one of them
+        # short of compiling ("}" ends each).
+        task["grammar"] = grammar
+        task["parameters"] = {k: v for k, v in task["parameters"].items() if k != "stop"}
     task["messages"] = [
         *asked,
         {"role": "assistant", "content": answer},

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -44,6 +45,8 @@ class Behaviour:
     delay_s: float = 0.0
     fail_status: int | None = None
     logprob: float | None = -0.1
+    alternatives: Callable[[str], dict[str, float]] | None = None
+    """The top logprobs at a token, by the token (its own logprob among them, if listed)."""
     finish_reason: str = "stop"
     per_model_logprob: dict[str, float] = field(default_factory=dict)
     per_model_delay_s: dict[str, float] = field(default_factory=dict)
@@ -129,13 +132,9 @@ class FakeOpenAIBackend:
                 choice["finish_reason"] = "tool_calls"
             logprob = b.per_model_logprob.get(path_model or served, b.logprob)
             if body.get("logprobs") and logprob is not None:
-                tokens = text.split() or [""]
-                choice["logprobs"] = {
-                    "content": [
-                        {"token": t, "logprob": logprob, "bytes": None, "top_logprobs": []}
-                        for t in tokens
-                    ]
-                }
+                # Words and the runs between them: tokens that spell the answer, as vLLM's do.
+                tokens = re.findall(r"\w+|\W+", text) or [""]
+                choice["logprobs"] = {"content": [_token(t, logprob, body, b) for t in tokens]}
             prompt_tokens = sum(len(str(m["content"]).split()) for m in body["messages"])
             completion_tokens = len(text.split())
             usage = {
@@ -217,6 +216,16 @@ class FakeOpenAIBackend:
 
     def models_called(self) -> list[str]:
         return [c.path_model or c.served_model for c in self.calls]
+
+
+def _token(token: str, logprob: float, body: dict[str, Any], b: Behaviour) -> dict[str, Any]:
+    top = b.alternatives(token) if b.alternatives and body.get("top_logprobs") else {}
+    return {
+        "token": token,
+        "logprob": top.get(token, logprob),
+        "bytes": None,
+        "top_logprobs": [{"token": t, "logprob": lp, "bytes": None} for t, lp in top.items()],
+    }
 
 
 async def _sse_chunks(

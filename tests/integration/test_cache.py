@@ -19,6 +19,7 @@ RESULT = CallResult(
     endpoint="http://gb10-node-2:8001/llama31/v1",
     latency_ms=3.5,
     confidence=0.9,
+    item_confidence={1: 0.75, 12: 0.5},
 )
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import math
 from collections.abc import Callable, Collection
 from typing import Any
 
@@ -351,3 +353,49 @@ async def test_a_retry_of_scattered_items_names_each_of_them(
     assert out["result"]["items"][0]["status"] == "retried"
     assert out["result"]["items"][2]["status"] == "retried"
     assert retry["items"] == [0, 2]
+
+
+def answer_json(label_of: Callable[[int], str]) -> Callable[[str, list[dict[str, Any]]], str]:
+    """A reply that answers every numbered item as JSON, `label_of(number)` each."""
+
+    def reply(model: str, messages: list[dict[str, Any]]) -> str:
+        lines = [ln for ln in str(messages[-1]["content"]).splitlines() if ln[:1].isdigit()]
+        answers = [
+            {"item": n, "label": label_of(n)} for n in (int(ln.split(".")[0]) for ln in lines)
+        ]
+        return json.dumps({"answers": answers}, separators=(",", ":"))
+
+    return reply
+
+
+async def test_each_labelled_item_gets_its_own_confidence_from_its_labels_tokens(
+    graph: Any, runtime: RouterRuntime, fake_cluster: FakeCluster
+) -> None:
+    sure = {"benign": math.log(0.8), "malicious": math.log(0.3)}
+    for node in (fake_cluster.node1, fake_cluster.node2):
+        node.behaviour.reply = answer_json(lambda n: "malicious" if n % 5 == 0 else "benign")
+        # At a label, the model's own choice and the other label are the alternatives.
+        node.behaviour.alternatives = lambda token: (
+            {
+                token: sure[token],
+                **{other: math.log(1 - math.exp(sure[token])) for other in sure if other != token},
+            }
+            if token in sure
+            else {}
+        )
+    out = await run(
+        graph,
+        runtime,
+        prompt="Label each alert.",
+        task_type="classification",
+        requires_parallel=True,
+        items=[f"alert {i}" for i in range(20)],
+        labels=["benign", "malicious"],
+    )
+    items = out["result"]["items"]
+    assert [i["status"] for i in items] == ["answered"] * 20
+    for item in items:
+        expected = 0.3 if (item["index"] + 1) % 5 == 0 else 0.8
+        assert item["confidence"] == pytest.approx(expected), item
+    sent = fake_cluster.node1.calls[0].body
+    assert sent["logprobs"] is True and sent["top_logprobs"] == 5

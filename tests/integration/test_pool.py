@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from app.api import Merger, Pool
-from app.runtime import RouterRuntime
+from app.runtime import RouterRuntime, build_runtime
 from policies.errors import (
     BackendRejected,
     BackendUnavailable,
@@ -49,6 +49,18 @@ async def test_unknown_model_and_parameter_are_clear_errors(runtime: RouterRunti
         await runtime.pool.call_model("phi4", "x", node_id="gb10-node-1")
     with pytest.raises(InvalidRequest, match="unknown parameter"):
         await runtime.pool.call_model("phi4", "x", {"temprature": 0}, node_id="gb10-node-2")
+
+
+async def test_top_logprobs_ask_for_logprobs_when_the_pool_does_not(
+    fake_cluster: FakeCluster, clean_env: pytest.MonkeyPatch
+) -> None:
+    runtime = build_runtime(fake_cluster.settings(llm_request_logprobs=False))
+    await runtime.pool.call_model("phi4", "x", node_id="gb10-node-2")
+    await runtime.pool.call_model("phi4", "x", {"top_logprobs": 4}, node_id="gb10-node-2")
+    plain, ranked = fake_cluster.node2.calls
+    assert "logprobs" not in plain.body
+    assert ranked.body["logprobs"] is True and ranked.body["top_logprobs"] == 4
+    await runtime.aclose()
 
 
 async def test_a_grammar_is_the_routers_argument_not_a_parameter(

@@ -71,10 +71,11 @@ async def test_an_answer_without_the_rule_asked_for_fails_and_is_asked_again(
         "The answer above holds no YARA rule. Reply with the YARA rule only."
     )
     # With no rule to keep, the last try is held to a grammar of rules that compile, within
-    # the caller's budget still.
+    # the caller's budget still; a stop string would cut every rule short ("}" ends each).
     assert repair.body["structured_outputs"] == {"grammar": GRAMMAR}
+    assert first.body["stop"] == ["}"] and "stop" not in repair.body
     for sent in (first, repair):
-        assert sent.body["max_completion_tokens"] == 64 and sent.body["stop"] == ["}"]
+        assert sent.body["max_completion_tokens"] == 64 and sent.body["temperature"] == 0.2
 
 
 async def test_a_repair_keeps_the_requests_own_constraint_and_adds_none(

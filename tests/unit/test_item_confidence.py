@@ -33,7 +33,52 @@ def test_a_label_chosen_over_the_other_gets_its_share_of_the_two() -> None:
         ("ign", math.log(0.9), {}),
         ('"}]}', 0.0, {}),
     )
-    assert label_confidences(content, toks, LABELS) == {7: pytest.approx(0.75 * 0.9)}
+    # Once "ben" can only become "benign", the later tokens are spelling, not a choice.
+    assert label_confidences(content, toks, LABELS) == {7: pytest.approx(0.75)}
+
+
+def test_alternatives_that_spell_the_same_label_count_for_it() -> None:
+    content, toks = answer(
+        HEAD,
+        ("7", 0.0, {}),
+        (',"label":"', 0.0, {}),
+        ("benign", math.log(0.5), {"ben": math.log(0.3), "b": math.log(0.1), "mal": math.log(0.1)}),
+        ('"}]}', 0.0, {}),
+    )
+    assert label_confidences(content, toks, LABELS) == {7: pytest.approx(0.9)}
+
+
+def test_labels_sharing_a_first_token_are_told_apart_where_they_part() -> None:
+    content, toks = answer(
+        HEAD,
+        ("2", 0.0, {}),
+        (',"label": "', 0.0, {}),
+        ("mal", math.log(0.9), {"ben": math.log(0.1)}),
+        ("ware", math.log(0.7), {"icious": math.log(0.3)}),
+        ('"}]}', 0.0, {}),
+    )
+    labels = ("benign", "malicious", "malware")
+    assert label_confidences(content, toks, labels) == {2: pytest.approx(0.9 * 0.7)}
+
+
+def test_a_label_json_escapes_is_read_as_the_label() -> None:
+    content, toks = answer(
+        HEAD,
+        ("4", 0.0, {}),
+        (',"label":"', 0.0, {}),
+        ('say \\"hi\\""', math.log(0.8), {"no": math.log(0.2)}),
+        ("}]}", 0.0, {}),
+    )
+    assert label_confidences(content, toks, ('say "hi"', "no")) == {4: pytest.approx(0.8)}
+
+
+def test_a_number_answered_twice_takes_the_last_entry_as_the_answer_does() -> None:
+    content, toks = answer(
+        HEAD,
+        ("1", 0.0, {}),
+        (',"label":"benign"},{"item":1,"label":"odd"}]}', 0.0, {}),
+    )
+    assert label_confidences(content, toks, LABELS) == {}
 
 
 def test_a_token_that_also_closes_the_key_is_compared_from_the_labels_start() -> None:
