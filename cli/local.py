@@ -263,8 +263,9 @@ def _describe(title: str, r: httpx.Response, took_s: float) -> str:
         )
         for item in items[:4]:
             who = f"{item['model']}@{item['node_id']}" if item["model"] else "-"
+            sure = "" if item["confidence"] is None else f" {item['confidence']:.2f}"
             lines.append(
-                f"     #{item['index'] + 1:<3} {item['answer'] or item['problem']} ({who})"
+                f"     #{item['index'] + 1:<3} {item['answer'] or item['problem']}{sure} ({who})"
             )
     content = result["choices"][0]["message"]["content"]
     if validation is not None and validation["status"] != "failed":
