@@ -231,7 +231,8 @@ async def audit_log(
     since: float | None = None,
     until: float | None = None,
     limit: int = Query(default=100, ge=1, le=1000),
-    offset: int = Query(default=0, ge=0),
+    # SQLite and PostgreSQL take a 64-bit offset; past it there is nothing to skip to.
+    offset: int = Query(default=0, ge=0, le=2**63 - 1),
 ) -> dict[str, Any]:
     """Admin: audit records, oldest first. Admins see their tenant; global admins any tenant."""
     if tenant is not None and tenant != admin.tenant and GLOBAL_ADMIN not in admin.roles:

@@ -228,6 +228,11 @@ def test_audit_endpoint_filters_pages_and_keeps_tenants_apart(
         assert c.get("/api/llm/audit", headers=user).status_code == 403
         page = c.get("/api/llm/audit", headers=admin, params={"limit": 2, "offset": 1}).json()
         assert page["total"] == 6 and len(page["records"]) == 2
+        # The last offset a database takes is an empty page; past it, a 422, never a 500.
+        last = c.get("/api/llm/audit", headers=admin, params={"offset": 2**63 - 1})
+        assert last.status_code == 200 and last.json()["records"] == []
+        past = c.get("/api/llm/audit", headers=admin, params={"offset": 2**63})
+        assert past.status_code == 422, past.text
         record = page["records"][0]
         assert record["tenant"] == tenant and record["user_id"] == "ann"
         assert len(record["prompt_sha256"]) == 64 and record["prompt_text"] is None
