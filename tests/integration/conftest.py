@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import pytest
 
+from app.runtime import RouterRuntime
+from graph.builder import build_graph
 from server import create_app
 from service.auth import ADMIN, OPERATOR, issue_token
+from service.responses import response_json
 from tests.conftest import FakeCluster
 from tests.fakes.net import ThreadedServer
 
@@ -53,3 +57,14 @@ def router(fake_cluster: FakeCluster, clean_env: pytest.MonkeyPatch) -> Iterator
     server = ThreadedServer(create_app(settings))
     yield server.url
     server.stop()
+
+
+@pytest.fixture
+def graph() -> Any:
+    """The routing graph, compiled without a checkpointer."""
+    return build_graph().compile()
+
+
+async def run(graph: Any, runtime: RouterRuntime, **request: Any) -> dict[str, Any]:
+    """The run's output as the service renders it: the specification's JSON."""
+    return response_json(await graph.ainvoke(request, context=runtime.context))

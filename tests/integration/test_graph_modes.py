@@ -12,20 +12,9 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from app.runtime import RouterRuntime
-from graph.builder import build_graph
 from policies.errors import BackendUnavailable, CapacityTimeout, InvalidRequest
-from service.responses import response_json
 from tests.conftest import FakeCluster
-
-
-@pytest.fixture
-def graph() -> Any:
-    return build_graph().compile()
-
-
-async def run(graph: Any, runtime: RouterRuntime, **request: Any) -> dict[str, Any]:
-    """The run's output as the service renders it: the specification's JSON."""
-    return response_json(await graph.ainvoke(request, context=runtime.context))
+from tests.integration.conftest import run
 
 
 async def test_single_threat_analysis_reaches_llama31_on_node2(

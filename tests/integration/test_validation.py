@@ -5,24 +5,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import pytest
-
 from app.runtime import RouterRuntime
-from graph.builder import build_graph
 from nodes.validate import HELD_TO_GRAMMAR
 from policies.validators.yara import GRAMMAR
-from service.responses import response_json
 from tests.conftest import FakeCluster
 from tests.fakes.rules import BROKEN_YARA, SIGMA, YARA, first_then
-
-
-@pytest.fixture
-def graph() -> Any:
-    return build_graph().compile()
-
-
-async def run(graph: Any, runtime: RouterRuntime, **request: Any) -> dict[str, Any]:
-    return response_json(await graph.ainvoke(request, context=runtime.context))
+from tests.integration.conftest import run
 
 
 async def test_a_yara_rule_that_does_not_compile_is_repaired_by_the_same_model(
