@@ -33,6 +33,11 @@ def echo_reply(model: str, messages: list[dict[str, Any]]) -> str:
     return f"{model}: {str(messages[-1]['content'])[:40]}"
 
 
+def asked_items(text: str) -> list[int]:
+    """The item numbers a batch prompt (or a retry's) lists, one `7. item` line each."""
+    return [int(line.split(".")[0]) for line in text.splitlines() if line[:1].isdigit()]
+
+
 FUNCTION = ("name", "arguments")
 
 

@@ -14,6 +14,7 @@ from jsonschema import Draft202012Validator
 from app.runtime import RouterRuntime
 from policies.errors import BackendUnavailable, CapacityTimeout, InvalidRequest
 from tests.conftest import FakeCluster
+from tests.fakes.openai_backend import asked_items
 from tests.integration.conftest import run
 
 
@@ -67,8 +68,7 @@ async def test_parallel_batch_spreads_over_both_nodes_and_keeps_item_order(
     items = [f"log line {i}" for i in range(50)]
 
     def reply(model: str, messages: list[dict[str, Any]]) -> str:
-        lines = [ln for ln in str(messages[-1]["content"]).splitlines() if ln[:1].isdigit()]
-        return "\n".join(f"{ln.split('.')[0]}: benign" for ln in lines)
+        return "\n".join(f"{n}: benign" for n in asked_items(str(messages[-1]["content"])))
 
     fake_cluster.node1.behaviour.reply = reply
     fake_cluster.node2.behaviour.reply = reply
@@ -232,8 +232,7 @@ def answer_each(
     answering those in `garble` with something that is no label."""
 
     def reply(model: str, messages: list[dict[str, Any]]) -> str:
-        lines = [ln for ln in str(messages[-1]["content"]).splitlines() if ln[:1].isdigit()]
-        numbers = [int(ln.split(".")[0]) for ln in lines]
+        numbers = asked_items(str(messages[-1]["content"]))
         return "\n".join(
             f"{n}. {'no idea, sorry' if n in garble else 'benign'}"
             for n in numbers
@@ -253,8 +252,7 @@ async def test_a_batch_answers_item_by_item_and_retries_what_a_branch_skipped_el
         # Its chunk's 1st and 2nd items skipped and its 3rd garbled, on its first call only.
         nonlocal node1_calls
         node1_calls += 1
-        content = str(messages[-1]["content"])
-        numbers = [int(ln.split(".")[0]) for ln in content.splitlines() if ln[:1].isdigit()]
+        numbers = asked_items(str(messages[-1]["content"]))
         if node1_calls > 1:
             return answer_each()(model, messages)
         return answer_each(skip=set(numbers[:2]), garble={numbers[2]})(model, messages)
@@ -291,7 +289,7 @@ async def test_a_batch_answers_item_by_item_and_retries_what_a_branch_skipped_el
     assert not schema.is_valid({"answers": [full[1], full[0], *full[2:]]})
     assert not schema.is_valid({"answers": [*full[:-1], {"item": asked[-1], "label": "odd"}]})
     retry = fake_cluster.node2.calls[-1].messages[-1]["content"]
-    asked_again = [int(ln.split(".")[0]) for ln in retry.splitlines() if ln[:1].isdigit()]
+    asked_again = asked_items(retry)
     assert asked_again == [i["index"] + 1 for i in retried]
     assert sum(i["status"] == "answered" for i in result["items"]) == 47
     retried_total = runtime.context.metrics.registry.get_sample_value(
@@ -348,10 +346,8 @@ def answer_json(label_of: Callable[[int], str]) -> Callable[[str, list[dict[str,
     """A reply that answers every numbered item as JSON, `label_of(number)` each."""
 
     def reply(model: str, messages: list[dict[str, Any]]) -> str:
-        lines = [ln for ln in str(messages[-1]["content"]).splitlines() if ln[:1].isdigit()]
-        answers = [
-            {"item": n, "label": label_of(n)} for n in (int(ln.split(".")[0]) for ln in lines)
-        ]
+        numbers = asked_items(str(messages[-1]["content"]))
+        answers = [{"item": n, "label": label_of(n)} for n in numbers]
         return json.dumps({"answers": answers}, separators=(",", ":"))
 
     return reply

@@ -12,6 +12,7 @@ from app.settings import Settings
 from server import create_app
 from service.auth import issue_token
 from tests.conftest import FakeCluster
+from tests.fakes.openai_backend import asked_items
 from tests.fakes.rules import YARA, first_then
 from tests.integration.conftest import SECRET, RouterServer
 
@@ -132,8 +133,8 @@ def test_batch_items_come_back_one_answer_each_from_the_label_set(
     router_server: RouterServer, fake_cluster: FakeCluster
 ) -> None:
     def label_all(model: str, messages: list[dict[str, Any]]) -> str:
-        numbered = [ln for ln in str(messages[-1]["content"]).splitlines() if ln[:1].isdigit()]
-        return "\n".join(f"{ln.split('.')[0]}. Malicious - encoded command" for ln in numbered)
+        numbers = asked_items(str(messages[-1]["content"]))
+        return "\n".join(f"{n}. Malicious - encoded command" for n in numbers)
 
     fake_cluster.node1.behaviour.reply = label_all
     fake_cluster.node2.behaviour.reply = label_all
