@@ -86,8 +86,6 @@ def _wire(params: dict[str, Any], grammar: str | None = None) -> dict[str, Any]:
     to the SDK's client-side parsing (which refuses non-strict tools); the router passes the
     format through in the body instead, and vLLM enforces it, as it does a grammar (vLLM's
     structured outputs)."""
-    if "response_format" not in params and grammar is None and not params.get("top_logprobs"):
-        return params
     wired = dict(params)
     if wired.get("top_logprobs"):
         # vLLM refuses top_logprobs without logprobs, which the pool may not ask for.
@@ -97,7 +95,8 @@ def _wire(params: dict[str, Any], grammar: str | None = None) -> dict[str, Any]:
         body["response_format"] = wired.pop("response_format")
     if grammar is not None:
         body["structured_outputs"] = {"grammar": grammar}
-    wired["extra_body"] = body
+    if body:
+        wired["extra_body"] = body
     return wired
 
 
