@@ -14,6 +14,8 @@ from typing import Any, Protocol
 
 import httpx
 
+from cluster.connections import node_limits
+
 log = logging.getLogger(__name__)
 GIB = 1024**3
 MODEL_SERVER_PATTERN = r"vllm"
@@ -163,7 +165,7 @@ class NodeAgent:
         self.reader = reader
         self.interval_s = interval_s
         self.max_backoff_s = max_backoff_s
-        self._client = client or httpx.AsyncClient(timeout=5)
+        self._client = client or httpx.AsyncClient(timeout=5, limits=node_limits())
         self._headers = {"Authorization": f"Bearer {token}"}
         self._sleep = sleep
         self.sent = 0

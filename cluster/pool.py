@@ -24,6 +24,7 @@ from pydantic import SecretStr
 
 from cluster.completion import CallResult, Completion
 from cluster.config import ClusterConfig
+from cluster.connections import node_limits
 from cluster.health import HealthBoard
 from policies.confidence import confidence_from_logprobs
 from policies.errors import (
@@ -234,7 +235,7 @@ class LLMPool:
         # The pool owns its connections: ChatOpenAI's shared default client outlives event loops.
         self._http = httpx.AsyncClient(
             timeout=options.timeout_s,
-            limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
+            limits=node_limits(max_connections=256, max_keepalive=64),
             event_hooks={"response": [_remember_response]},
         )
         for node in cluster.nodes:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import httpx
 
 from cluster.config import ClusterConfig
+from cluster.connections import node_limits
 from cluster.registry import NodeRegistry
 from cluster.supervise import supervise
 from cluster.vllm_metrics import VllmLoad, parse_vllm_metrics
@@ -63,7 +64,7 @@ class HealthProber:
         self._servers = servers_of(cluster)
         self._registry = registry
         self.interval_s = interval_s
-        self._client = httpx.AsyncClient(timeout=timeout_s)
+        self._client = httpx.AsyncClient(timeout=timeout_s, limits=node_limits())
         self._task: asyncio.Task[None] | None = None
 
     async def _probe(self, server: Server) -> ServerReport:
