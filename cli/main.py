@@ -21,6 +21,9 @@ from cluster.node_agent import MODEL_SERVER_PATTERN
 from policies.errors import RouterError
 from service.auth import ADMIN, GLOBAL_ADMIN, OPERATOR, issue_token
 
+WORKER_STARTUP_S = 60
+"""How long uvicorn waits on a worker's health ping before killing it as hung."""
+
 
 class UsageError(Exception):
     """A mistake the user can fix; printed as one line."""
@@ -83,6 +86,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
             "server:app_from_environment",
             factory=True,
             workers=args.workers,
+            # A worker answers uvicorn's health pings only once it has imported this module
+            # and its libraries; on a busy host that outlasts the 5 s default, and a worker
+            # killed for it restarts into the same wait, round after round.
+            timeout_worker_healthcheck=WORKER_STARTUP_S,
             host=args.host,
             port=args.port,
             log_level=args.log_level,

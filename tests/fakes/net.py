@@ -78,6 +78,16 @@ def wait_http(url: str, timeout_s: float = 30, alive: object = None) -> None:
     raise RuntimeError(f"{url} did not come up in {timeout_s}s")
 
 
+def wait_started(proc: subprocess.Popen[Any], url: str, timeout_s: float = 30) -> None:
+    """`wait_http` on the server `proc` runs; a server that never comes up is stopped, not
+    left behind to load the tests after it."""
+    try:
+        wait_http(url, timeout_s, alive=proc)
+    except RuntimeError:
+        stop_process(proc, grace_s=10)
+        raise
+
+
 class ThreadedServer:
     """An ASGI app served by uvicorn on a loopback port, in a thread of this process."""
 

@@ -23,7 +23,7 @@ from server import create_app
 from service.audit import AuditQuery
 from service.auth import ADMIN, GLOBAL_ADMIN, issue_token
 from tests.conftest import FakeCluster
-from tests.fakes.net import ThreadedServer, free_port, wait_http
+from tests.fakes.net import ThreadedServer, free_port, wait_started
 from tests.integration.conftest import SECRET
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -273,7 +273,7 @@ def test_killing_a_replica_loses_no_audit_record_of_an_answered_request(
         cwd=ROOT,
     )
     url = f"http://127.0.0.1:{port}"
-    wait_http(f"{url}/healthz", alive=proc)
+    wait_started(proc, f"{url}/healthz")
     fake_cluster.node1.behaviour.delay_s = 0.05
     token = issue_token(SECRET, user="u", tenant=tenant)
     answered: list[str] = []

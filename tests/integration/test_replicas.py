@@ -23,7 +23,7 @@ from app.settings import Settings
 from cluster.config import CONFIG_DIR
 from service.auth import issue_token
 from tests.conftest import FakeCluster
-from tests.fakes.net import free_port, wait_http
+from tests.fakes.net import free_port, wait_started
 from tests.integration.conftest import SECRET
 from tests.integration.test_governance import POSTGRES, REDIS, ROOT, Replica, limits_file
 
@@ -193,7 +193,8 @@ def router_process(
     )
     command = [sys.executable, "-m", "cli.main", "serve", "--port", str(port), "--workers", workers]
     proc = subprocess.Popen([*command, "--log-level", "warning"], env=env, cwd=ROOT)
-    wait_http(f"http://127.0.0.1:{port}/healthz", alive=proc)
+    # Each worker imports the router on its own, slowly on a busy host.
+    wait_started(proc, f"http://127.0.0.1:{port}/healthz", timeout_s=90)
     return proc
 
 
