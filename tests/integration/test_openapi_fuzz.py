@@ -103,6 +103,8 @@ def fuzz(
     return sent, failures
 
 
+# Over a thousand requests plus Hypothesis' search, on two cores: minutes, not the default 120 s.
+@pytest.mark.timeout(600)
 def test_no_generated_request_gets_a_5xx(router: str) -> None:
     schema = schemathesis.openapi.from_url(f"{router}/openapi.json")
     admin = issue_token(SECRET, user="fuzz", tenant="fuzz", roles=[ADMIN])
