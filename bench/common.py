@@ -116,8 +116,8 @@ def percentile(samples: Sequence[float], q: float) -> float:
 
 def row(name: str, samples_ms: Sequence[float]) -> str:
     return (
-        f"| {name:<34} | {len(samples_ms):>5} | {percentile(samples_ms, 50):>8.2f} "
-        f"| {percentile(samples_ms, 99):>8.2f} | {sum(samples_ms) / len(samples_ms):>8.2f} |"
+        f"| {name:<34} | {len(samples_ms):>5} | {percentile(samples_ms, 50):>7.2f} "
+        f"| {percentile(samples_ms, 99):>7.2f} | {sum(samples_ms) / len(samples_ms):>7.2f} |"
     )
 
 
