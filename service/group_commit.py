@@ -2,6 +2,10 @@
 
 A request waits for its own write to be durable, as before; under load, one transaction (one
 fsync) carries every record that queued up meanwhile, instead of one each.
+
+A commit either raises (the whole batch failed: every waiter hears why) or returns None (every
+item landed) or one outcome per item, None where it landed, for a store that can tell which
+items it refused.
 """
 
 from __future__ import annotations
@@ -12,7 +16,9 @@ from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
-Commit = Callable[[Sequence[T]], Awaitable[None]]
+Outcomes = Sequence[Exception | None] | None
+"""None: every item landed; else what each item's commit raised, in order, None where it landed."""
+Commit = Callable[[Sequence[T]], Awaitable[Outcomes]]
 
 
 class GroupCommit(Generic[T]):
@@ -39,16 +45,26 @@ class GroupCommit(Generic[T]):
         while self._pending:
             batch = self._pending[: self._max_batch]
             del self._pending[: self._max_batch]
-            try:
-                await self._commit([item for item, _ in batch])
-            except Exception as exc:  # every waiter of the batch hears why
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
-            else:
-                for _, future in batch:
-                    if not future.done():
-                        future.set_result(None)
+            outcomes = await self._outcomes([item for item, _ in batch])
+            for (_, future), outcome in zip(batch, outcomes, strict=True):
+                if future.done():
+                    continue
+                if outcome is None:
+                    future.set_result(None)
+                else:
+                    future.set_exception(outcome)
+
+    async def _outcomes(self, items: list[T]) -> Sequence[Exception | None]:
+        try:
+            outcomes = await self._commit(items)
+        except Exception as exc:  # every waiter of the batch hears why
+            return [exc] * len(items)
+        if outcomes is None:
+            return [None] * len(items)
+        if len(outcomes) != len(items):
+            wrong = RuntimeError(f"a commit of {len(items)} items gave {len(outcomes)} outcomes")
+            return [wrong] * len(items)
+        return outcomes
 
     async def drain(self) -> None:
         """Wait for what is queued to be committed (or to have failed)."""

@@ -63,3 +63,28 @@ async def test_a_cancelled_caller_leaves_its_write_to_be_committed() -> None:
     recorder.release.set()
     await group.drain()
     assert recorder.batches == [[7]]
+
+
+async def test_a_commit_that_names_failed_items_fails_only_their_writes() -> None:
+    async def commit(items: Sequence[int]) -> list[Exception | None]:
+        return [ValueError(f"refused {n}") if n % 2 else None for n in items]
+
+    group = GroupCommit(commit)
+    results = await asyncio.gather(*(group.submit(n) for n in range(4)), return_exceptions=True)
+    assert [str(r) if r else None for r in results] == [None, "refused 1", None, "refused 3"]
+
+
+async def test_a_commit_with_the_wrong_number_of_outcomes_fails_its_batch_and_not_the_next() -> (
+    None
+):
+    calls: list[list[int]] = []
+
+    async def commit(items: Sequence[int]) -> list[Exception | None] | None:
+        calls.append(list(items))
+        return [None] if len(calls) == 1 else None
+
+    group = GroupCommit(commit)
+    results = await asyncio.gather(*(group.submit(n) for n in (1, 2)), return_exceptions=True)
+    assert all(isinstance(r, RuntimeError) and "2 items gave 1" in str(r) for r in results)
+    await group.submit(3)
+    assert calls == [[1, 2], [3]]
