@@ -19,10 +19,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+import psycopg
+
 from cluster.postgres import open_pool
-from service.group_commit import GroupCommit
+from service.group_commit import GroupCommit, Outcomes
 
 R = TypeVar("R")
+
+#: What PostgreSQL raises for a record it will never take (bad data). Any other database
+#: error (a dropped table, a revoked grant) is about the store, not the record.
+REFUSED = (psycopg.DataError, psycopg.IntegrityError)
 
 COLUMNS = (
     "id",
@@ -240,11 +246,13 @@ _SQLITE_INSERT = (
 
 
 class PostgresAuditStore:
-    """Shared by every router replica."""
+    """Shared by every router replica. Records that queue up while a commit runs share the
+    next transaction."""
 
     def __init__(self, pool: Any) -> None:
         self._pool = pool
         self._schema_ready = False
+        self._writes = GroupCommit(self._insert)
 
     @classmethod
     async def open(cls, url: str, *, lazy: bool = False) -> PostgresAuditStore:
@@ -276,15 +284,33 @@ class PostgresAuditStore:
             await conn.execute("SELECT 1")
 
     async def write(self, record: AuditRecord) -> None:
-        """Insert, or replace the record with the same id (an async job's final state)."""
-        marks = ", ".join("%s" for _ in COLUMNS)
-        updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in COLUMNS if c != "id")
-        async with self._connection() as conn:
-            await conn.execute(
-                f"INSERT INTO audit_log ({', '.join(COLUMNS)}) VALUES ({marks}) "
-                f"ON CONFLICT (id) DO UPDATE SET {updates}",
-                record.row(),
-            )
+        """Insert, or replace the record with the same id (an async job's final state);
+        committed when this returns."""
+        await self._writes.submit(record.row())
+
+    async def _insert(self, rows: Sequence[tuple[Any, ...]]) -> Outcomes:
+        try:
+            # One transaction: the pool commits a connection's open one when it takes it back.
+            async with self._connection() as conn:
+                if len(rows) == 1:
+                    await conn.execute(POSTGRES_UPSERT, rows[0])
+                else:
+                    await conn.cursor().executemany(POSTGRES_UPSERT, rows)
+            return None
+        except REFUSED:
+            if len(rows) == 1:
+                raise
+        # One record PostgreSQL will not take fails its whole transaction: the batch again,
+        # a record at a time, so that only that record's write fails.
+        return [await self._insert_alone(row) for row in rows]
+
+    async def _insert_alone(self, row: tuple[Any, ...]) -> Exception | None:
+        try:
+            async with self._connection() as conn:
+                await conn.execute(POSTGRES_UPSERT, row)
+        except REFUSED as exc:
+            return exc
+        return None
 
     async def query(self, q: AuditQuery) -> list[dict[str, Any]]:
         where, args = _where(q, "%s")
@@ -303,7 +329,14 @@ class PostgresAuditStore:
         return int(row[0]) if row else 0
 
     async def close(self) -> None:
+        await self._writes.drain()
         await self._pool.close()
+
+
+POSTGRES_UPSERT = (
+    f"INSERT INTO audit_log ({', '.join(COLUMNS)}) VALUES ({', '.join('%s' for _ in COLUMNS)}) "
+    f"ON CONFLICT (id) DO UPDATE SET {', '.join(f'{c} = EXCLUDED.{c}' for c in COLUMNS[1:])}"
+)
 
 
 def to_jsonl(rows: list[dict[str, Any]]) -> str:

@@ -25,15 +25,12 @@ import psycopg
 
 from cluster.postgres import UNREACHABLE, Deadline
 from policies.errors import StoreUnavailable
-from service.audit import AuditQuery, AuditRecord, PostgresAuditStore
+from service.audit import REFUSED, AuditQuery, AuditRecord, PostgresAuditStore
 
 log = logging.getLogger(__name__)
 
-#: What PostgreSQL raises for a record it will never take (bad data). Any other database
-#: error (a dropped table, a revoked grant) is about the store, not the record: records wait
-#: in the spool for it to be put right.
-REFUSED = (psycopg.DataError, psycopg.IntegrityError)
-#: What keeps records in the spool: PostgreSQL away, or unable to take any record now.
+#: What keeps records in the spool: PostgreSQL away, or unable to take any record now (a
+#: dropped table, a revoked grant: about the store, not the record).
 UNAVAILABLE: tuple[type[BaseException], ...] = (*UNREACHABLE, psycopg.DatabaseError)
 
 

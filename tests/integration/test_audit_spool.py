@@ -1,10 +1,12 @@
 """The audit spool against the machine's real PostgreSQL (127.0.0.1:5432, database `test`),
 behind a proxy a test can cut: drains one at a time and in order, records PostgreSQL refuses
-set aside as dead letters, a store opened while PostgreSQL is away, the entry point filter."""
+set aside as dead letters, a store opened while PostgreSQL is away, the entry point filter;
+and the PostgreSQL store's group commit."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -172,6 +174,56 @@ async def test_a_direct_write_postgres_refuses_becomes_a_dead_letter_not_an_erro
         assert [r["id"] for r in await store.query(AuditQuery({"tenant": tenant}))] == [good.id]
     finally:
         await store.close()
+
+
+async def transactions(tenant: str) -> int:
+    """How many transactions wrote `tenant`'s records (their rows' `xmin`)."""
+    async with await psycopg.AsyncConnection.connect(URL) as conn:
+        cursor = await conn.execute(
+            "SELECT count(DISTINCT xmin::text) FROM audit_log WHERE tenant = %s", (tenant,)
+        )
+        row = await cursor.fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+async def test_a_burst_of_writes_shares_transactions() -> None:
+    tenant = new_tenant()
+    store = await PostgresAuditStore.open(URL)
+    try:
+        await asyncio.gather(*(store.write(record(tenant)) for _ in range(100)))
+        assert await store.count(AuditQuery({"tenant": tenant})) == 100
+    finally:
+        await store.close()
+    assert await transactions(tenant) <= 3
+
+
+async def test_one_refused_record_in_a_burst_fails_alone(tmp_path: Path) -> None:
+    tenant = new_tenant()
+    store = await SpooledAuditStore.open(URL, tmp_path / "spool.sqlite")
+    good = [record(tenant) for _ in range(20)]
+    bad = record(tenant, prompt_text="a\x00b")
+    try:
+        await asyncio.gather(*(store.write(r) for r in [*good[:10], bad, *good[10:]]))
+        assert (await store.dead_letters(), await store.spooled()) == (1, 0)
+        landed = await store.query(AuditQuery({"tenant": tenant}, limit=100))
+        assert {r["id"] for r in landed} == {r.id for r in good}
+    finally:
+        await store.close()
+
+
+async def test_a_records_later_state_in_the_same_batch_wins() -> None:
+    tenant = new_tenant()
+    store = await PostgresAuditStore.open(URL)
+    accepted = record(tenant, status="accepted", http_status=202)
+    final = dataclasses.replace(accepted, status="completed", http_status=200)
+    try:
+        await asyncio.gather(store.write(accepted), store.write(final))
+        rows = await store.query(AuditQuery({"tenant": tenant}))
+    finally:
+        await store.close()
+    assert [(r["id"], r["status"]) for r in rows] == [(accepted.id, "completed")]
+    assert await transactions(tenant) == 1
 
 
 async def test_an_unreadable_spooled_row_becomes_a_dead_letter(tmp_path: Path) -> None:
