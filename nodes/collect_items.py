@@ -51,7 +51,8 @@ def _read(result: BranchResult, labels: list[str]) -> list[BatchItem]:
             for i in result.items_asked
         ]
     content = result.call.completion.content
-    answers = read_answers(content, result.items_asked, labels)
+    cut_short = result.call.completion.finish_reason == "length"
+    answers = read_answers(content, result.items_asked, labels, cut_short=cut_short)
     sure = result.call.item_confidence
     return [
         BatchItem(

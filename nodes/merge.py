@@ -22,11 +22,13 @@ from policies.usage import Usage
 
 
 def _merged(job_id: str, answer: str, calls: list[CallResult]) -> Completion:
+    cut = [c for c in calls if c.completion.finish_reason == "length"]
     return Completion(
         id=job_id,
         model="+".join(dict.fromkeys(c.model for c in calls)),
         content=answer,
-        finish_reason="stop",
+        # A merged answer that holds one cut off at its token limit is cut short too.
+        finish_reason="length" if any(c.completion.content in answer for c in cut) else "stop",
         usage=functools.reduce(lambda a, b: a + b, (c.completion.usage for c in calls), Usage()),
     )
 

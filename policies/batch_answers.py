@@ -2,8 +2,9 @@
 
 A call asked about some of a batch's items (numbered from 1 as in the whole batch) answers as text:
 `7. malicious`, `7) ...`, `Item 7: ...`, `[7] ...`, an answer running on over several lines, or
-a JSON object or list of `{item, answer}`. Each item gets its answer, or why it has none: the
-model skipped it, left it empty, or (for a label set) answered with something not in the set.
+a JSON object or list of `{item, answer}` (the whole entries of one cut off at a token limit).
+Each item gets its answer, or why it has none: the model skipped it, stopped short of it, left
+it empty, or (for a label set) answered with something not in the set.
 """
 
 from __future__ import annotations
@@ -21,6 +22,11 @@ _NUMBERED = re.compile(
     r"(?:\*\*)?\s*[.):\-–—]?\s*(.*)$",
     re.IGNORECASE,
 )
+#: One whole `{"item": 7, "label": "..."}` entry (or `answer`), found in JSON cut off midway.
+_ENTRY = re.compile(
+    r'\{\s*"(?:item|index|id)"\s*:\s*"?(\d{1,5})"?\s*,\s*"(?:label|answer)"\s*:\s*'
+    r'("(?:[^"\\]|\\.)*")\s*\}'
+)
 _EDGE = re.compile(r"^[\s\"'`*_.,;:!()\[\]-]+|[\s\"'`*_.,;:!()\[\]-]+$")
 
 
@@ -36,18 +42,26 @@ class ItemAnswer:
     """Why the answer is missing: skipped, empty, or not a label of the set."""
 
 
-def read_answers(text: str, indices: Sequence[int], labels: Sequence[str] = ()) -> list[ItemAnswer]:
-    """The answers of the items at `indices` (from 0; numbered from 1 in the text), in order."""
+def read_answers(
+    text: str, indices: Sequence[int], labels: Sequence[str] = (), *, cut_short: bool = False
+) -> list[ItemAnswer]:
+    """The answers of the items at `indices` (from 0; numbered from 1 in the text), in order.
+    With `cut_short` (the answer hit its token limit), an item without an answer says so."""
     wanted = [index + 1 for index in indices]
     found = _from_json(text, wanted)
     if found is None:
         found = _from_lines(text, wanted)
+    unanswered = (
+        "cut short: the answer reached its token limit before item "
+        if cut_short
+        else ("skipped: no answer numbered ")
+    )
     answers = []
     for number in wanted:
         raw = found.get(number)
         index = number - 1
         if raw is None:
-            answers.append(ItemAnswer(index, None, "skipped: no answer numbered " + str(number)))
+            answers.append(ItemAnswer(index, None, unanswered + str(number)))
         elif not raw.strip():
             answers.append(ItemAnswer(index, None, "garbled: empty answer"))
         elif labels:
@@ -84,7 +98,7 @@ def _from_json(text: str, wanted: Sequence[int]) -> dict[int, str] | None:
     try:
         data: Any = json.loads(body)
     except ValueError:
-        return None
+        return _whole_entries(body)
     if isinstance(data, dict):
         data = data.get("answers", data)
     if isinstance(data, dict):
@@ -99,6 +113,12 @@ def _from_json(text: str, wanted: Sequence[int]) -> dict[int, str] | None:
                 out[int(number)] = _text(entry.get("answer", entry.get("label", "")))
         return out
     return {number: _text(value) for number, value in zip(wanted, data, strict=False)}
+
+
+def _whole_entries(body: str) -> dict[int, str] | None:
+    """The entries JSON cut off midway (at a token limit) still holds whole; None for none."""
+    found = {int(m.group(1)): json.loads(m.group(2)) for m in _ENTRY.finditer(body)}
+    return found or None
 
 
 def _text(value: Any) -> str:

@@ -299,6 +299,36 @@ async def test_a_batch_answers_item_by_item_and_retries_what_a_branch_skipped_el
     assert runtime.scheduler.leases() == []
 
 
+async def test_answers_before_a_token_limit_cut_are_kept_and_the_rest_retried(
+    graph: Any, runtime: RouterRuntime, fake_cluster: FakeCluster
+) -> None:
+    def cut_off(model: str, messages: list[dict[str, Any]]) -> str:
+        numbers = asked_items(str(messages[-1]["content"]))
+        whole = [{"item": n, "label": "malicious"} for n in numbers[:5]]
+        return json.dumps({"answers": whole})[:-2] + ', {"item": ' + str(numbers[5]) + ', "lab'
+
+    fake_cluster.node1.behaviour.reply = cut_off
+    fake_cluster.node1.behaviour.finish_reason = "length"
+    fake_cluster.node2.behaviour.reply = answer_each()
+    out = await run(
+        graph,
+        runtime,
+        prompt="Label each log entry.",
+        task_type="classification",
+        requires_parallel=True,
+        items=[f"log line {i}" for i in range(30)],
+        labels=["benign", "malicious"],
+    )
+    items = out["result"]["items"]
+    on_node1 = [i for i in items if i["node_id"] == "gb10-node-1"]
+    assert [i["answer"] for i in on_node1] == ["malicious"] * 5
+    retried = [i for i in items if i["status"] == "retried"]
+    assert retried and all(i["problem"].startswith("cut short") for i in retried)
+    assert {i["node_id"] for i in retried} == {"gb10-node-2"}
+    assert all(i["answer"] is not None for i in items)
+    assert out["result"]["choices"][0]["finish_reason"] == "length"
+
+
 async def test_an_item_that_fails_its_retry_too_is_missing_with_both_reasons(
     graph: Any, runtime: RouterRuntime, fake_cluster: FakeCluster
 ) -> None:

@@ -59,3 +59,11 @@ def test_json_answers_are_read_in_each_common_shape() -> None:
 def test_a_retry_asks_about_scattered_items_and_reads_them_back() -> None:
     answers = read_answers("4. benign\n9. malicious", [3, 8])
     assert [(a.index, a.answer) for a in answers] == [(3, "benign"), (8, "malicious")]
+
+
+def test_json_cut_off_at_a_token_limit_keeps_its_whole_entries() -> None:
+    text = '{"answers": [{"item": 1, "label": "benign"}, {"item": 2, "label": "mal\\"icious"}, {"it'
+    answers = read_answers(text, range(3), cut_short=True)
+    assert [a.answer for a in answers] == ["benign", 'mal"icious', None]
+    assert answers[2].problem == "cut short: the answer reached its token limit before item 3"
+    assert read_answers('{"answers": [', [0])[0].problem == "skipped: no answer numbered 1"
