@@ -130,6 +130,11 @@ class Authenticator:
             )
         except jwt.ExpiredSignatureError:
             raise AuthError("token expired") from None
+        except jwt.InvalidSignatureError:
+            raise AuthError("invalid token: signature verification failed") from None
+        except jwt.DecodeError:
+            # PyJWT's own words here are its decoder's (codecs, padding), no help to a caller.
+            raise AuthError("invalid token: not a well-formed JWT") from None
         except jwt.InvalidTokenError as exc:
             raise AuthError(f"invalid token: {exc}") from None
         roles = claims.get("roles") or []

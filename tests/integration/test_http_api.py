@@ -268,11 +268,19 @@ def test_node_status_update_is_operator_only_and_validated(router_server: Router
 def test_missing_invalid_and_expired_tokens_get_401(router_server: RouterServer, path: str) -> None:
     expired = issue_token(SECRET, user="x", tenant="t", ttl_s=1, now=time.time() - 10)
     wrong_key = issue_token("another-secret-0123456789abcdef012345", user="x", tenant="t")
-    for token in (None, "garbage", expired, wrong_key):
+    cases = {
+        None: "missing Authorization header",
+        "garbage": "invalid token: not a well-formed JWT",
+        "__8_.e30.x": "invalid token: not a well-formed JWT",  # a header of 0xff bytes
+        expired: "token expired",
+        wrong_key: "invalid token: signature verification failed",
+    }
+    for token, message in cases.items():
         with router_server.client(token) as c:
             r = c.get(path)
         assert r.status_code == 401, (token, r.text)
         assert r.json()["error"]["code"] == "unauthenticated"
+        assert r.json()["error"]["message"].startswith(message), r.text
         assert r.headers["www-authenticate"] == "Bearer"
 
 
