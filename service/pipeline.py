@@ -94,6 +94,19 @@ class Run:
         """Count tokens a step of the run used."""
         self.usage = self.usage + usage
 
+    @property
+    def tokens(self) -> Usage:
+        """Tokens the run spent: its output's count, else what its steps reported."""
+        usage = None if self.out is None else self.out.get("usage")
+        return self.usage if usage is None else usage
+
+    def ended(self, error: RouterError) -> str:
+        """How a run that failed with `error` is audited. A request found invalid before it
+        called any model (over the limit of the model classification chose, which only the
+        run knows) is refused, as it would have been at admission had it named the model."""
+        invalid = isinstance(error, InvalidRequest) and not self.tokens.total_tokens
+        return "refused" if invalid else "failed"
+
 
 @dataclass
 class _Open:
@@ -345,7 +358,7 @@ class Pipeline:
         try:
             yield run
         except RouterError as exc:
-            await self._settle(run, "failed", exc.http_status, exc.code)
+            await self._settle(run, run.ended(exc), exc.http_status, exc.code)
             raise
         except (asyncio.CancelledError, GeneratorExit):
             await self._settle(run, "abandoned", 499, "client_gone")
@@ -356,7 +369,8 @@ class Pipeline:
         if run.abandoned:
             await self._settle(run, "abandoned", 499, "client_gone")
         elif run.failure is not None:
-            await self._settle(run, "failed", run.failure.http_status, run.failure.code)
+            failure = run.failure
+            await self._settle(run, run.ended(failure), failure.http_status, failure.code)
         else:
             await self._settle(run, "completed", 200, None)
 
@@ -381,13 +395,13 @@ class Pipeline:
         ticket, service = run.ticket, self._service
         if self._open.pop(ticket.record_id, None) is None:
             return
-        out = run.out
-        usage = out.get("usage") if out is not None else None
-        spent = usage if usage is not None else run.usage
+        user, tenant = ticket.principal.user, ticket.principal.tenant
+        spent = run.tokens
         try:
-            await service.limiter.spend(
-                ticket.principal.user, ticket.principal.tenant, spent.total_tokens
-            )
+            if status == "refused":
+                # It never ran: its place in the quota is given back.
+                await service.limiter.refund(user, tenant, ticket.decision, 1)
+            await service.limiter.spend(user, tenant, spent.total_tokens)
         except LimitsUnavailable as exc:
             # The answer is given; its tokens go uncounted, and its audit record says so.
             log.warning("job %s: %s tokens not counted: %s", ticket.job_id, spent, exc.message)
@@ -400,7 +414,7 @@ class Pipeline:
             status=status,
             http_status=http_status,
             keep_text=service.options.audit_prompt_text,
-            response=out,
+            response=run.out,
             error_code=code,
             entry_id=ticket.record_id,
             entry_point=ticket.entry_point,
@@ -422,11 +436,6 @@ class Pipeline:
         ]
         if unclaimed:
             failed = http_status >= 400
-            ticket = unclaimed[0]
-            if failed:
-                await self._service.limiter.refund(
-                    ticket.principal.user, ticket.principal.tenant, ticket.decision, len(unclaimed)
-                )
             for t in unclaimed:
                 if failed:
                     code = admission.error_code or _http_code(http_status)
