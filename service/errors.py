@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -46,11 +47,17 @@ _OPENAI_TYPES = {
 }
 
 
+#: A message about one field starts with its path: `parameters.temperature: ...`.
+_FIELD = re.compile(r"^([A-Za-z_][\w\-]*(?:\.[\w\-\[\]]+)*): ")
+
+
 def error_body(code: str, message: str, status: int, **extra: Any) -> dict[str, Any]:
     """`{"error": {...}}` with the router's `code` and `message`, and OpenAI's `type` and
-    `param`."""
+    `param` (the field a 4xx message names first, else null)."""
     kind = _OPENAI_TYPES.get(status, "invalid_request_error" if status < 500 else "server_error")
-    return {"error": {"code": code, "message": message, "type": kind, "param": None, **extra}}
+    field = _FIELD.match(message) if 400 <= status < 500 else None
+    param = field.group(1) if field and field.group(1) != "body" else None
+    return {"error": {"code": code, "message": message, "type": kind, "param": param, **extra}}
 
 
 def router_error_response(exc: RouterError) -> JSONResponse:
@@ -78,11 +85,18 @@ def install_error_handlers(app: FastAPI) -> None:
         if pipeline is not None:
             await pipeline.refuse_malformed(request, exc.body)
         details = [_detail(e) for e in exc.errors()]
-        first = details[0] if details else {"loc": [], "msg": "invalid request"}
-        where = ".".join(str(p) for p in first["loc"] if p != "body") or "body"
+        first = details[0] if details else {"loc": [], "msg": "invalid request", "type": ""}
+        if first["type"] == "json_invalid":
+            # Its loc ends in a character offset, not a field.
+            at = [p for p in first["loc"] if p.isdigit()]
+            message = (
+                f"body: not valid JSON ({first['msg']}{f' at character {at[-1]}' if at else ''})"
+            )
+        else:
+            where = ".".join(str(p) for p in first["loc"] if p != "body") or "body"
+            message = f"{where}: {first['msg']}"
         return JSONResponse(
-            error_body("validation_error", f"{where}: {first['msg']}", 422, details=details),
-            status_code=422,
+            error_body("validation_error", message, 422, details=details), status_code=422
         )
 
     async def on_undecodable(request: Request, exc: Exception) -> JSONResponse:

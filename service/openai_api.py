@@ -10,13 +10,14 @@ streaming, in a top-level `gb10` field.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from graph.records import new_job_id
-from policies.errors import ModelNotFound
+from policies.errors import ModelNotFound, RouterError
 from policies.types import TaskType
 from service.context import Service, User
 from service.openai_headers import routing_headers
@@ -29,6 +30,7 @@ from service.schemas import ChatMessage
 router = APIRouter(prefix="/v1", tags=["openai"])
 
 AUTO = "auto"
+PARAMETERS = "parameters."
 
 
 def _asked(messages: list[ChatMessage]) -> str:
@@ -68,6 +70,23 @@ def _graph_input(
     return graph_input
 
 
+def _as_sent(body: ChatCompletionRequest) -> Callable[[RouterError], RouterError]:
+    """The request's errors naming its fields as the caller sent them: the router checks
+    `parameters.max_tokens`, which a chat request sends as `max_tokens` or
+    `max_completion_tokens`, top-level like every generation parameter."""
+    sent = "max_tokens" if body.max_completion_tokens is None else "max_completion_tokens"
+
+    def named(error: RouterError) -> RouterError:
+        field, colon, rest = error.message.partition(":")
+        if not (colon and field.startswith(PARAMETERS)):
+            return error
+        name = field.removeprefix(PARAMETERS)
+        message = f"{sent if name == 'max_tokens' else name}{colon}{rest}"
+        return type(error)(message, retry_after_s=error.retry_after_s, headers=error.headers)
+
+    return named
+
+
 @router.get("/models")
 async def list_models(principal: User, service: Service) -> dict[str, Any]:
     """`auto`, the task types and the models (with their nodes and health)."""
@@ -101,21 +120,30 @@ async def chat_completions(
 ) -> Any:
     """OpenAI's chat completions, routed: `model` may be `auto`, a task type or a model."""
     graph_input = _graph_input(body, service, principal.user, principal.tenant)
-    if body.stream:
-        [ticket] = await pipeline.admit(principal, [graph_input], "openai/chat")
-        include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        stream = ChatStream(service, pipeline, ticket, graph_input, include_usage)
-        # The routing headers go out with the first byte; a failure before them is an
-        # ordinary error response.
-        headers = await stream.headers()
-        return StreamingResponse(stream.events(), media_type="text/event-stream", headers=headers)
-    async with pipeline.governed(principal, graph_input, "openai/chat") as run:
-        run.out = await service.run(graph_input, on_usage=run.spent)
+    named = _as_sent(body)
+    try:
+        if body.stream:
+            [ticket] = await pipeline.admit(principal, [graph_input], "openai/chat")
+            include_usage = bool(body.stream_options and body.stream_options.include_usage)
+            stream = ChatStream(service, pipeline, ticket, graph_input, include_usage, named)
+            # The routing headers go out with the first byte; a failure before them is an
+            # ordinary error response.
+            headers = await stream.headers()
+            return StreamingResponse(
+                stream.events(), media_type="text/event-stream", headers=headers
+            )
+        async with pipeline.governed(principal, graph_input, "openai/chat") as run:
+            run.out = await service.run(graph_input, on_usage=run.spent)
+    except RouterError as exc:
+        raise named(exc) from None
     out = run.out
     result = out["result"]
     assert result is not None
     response = completion_json(result.completion)
     headers = routing_headers(out, run.ticket.job_id)
+    # The router's name of the model, as the headers and a streamed answer give it: the
+    # server's own may be an alias it shares with other models (vLLM's served-model-name).
+    response["model"] = headers["x-gb10-model"]
     response["gb10"] = {k.removeprefix("x-gb10-"): v for k, v in headers.items()}
     if result.validation is not None:
         response["gb10"]["validation"] = validation_json(result.validation)

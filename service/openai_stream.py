@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing
 from typing import Any
 
 from langchain_core.messages import AIMessageChunk
 
-from policies.errors import BackendUnavailable
+from policies.errors import BackendUnavailable, RouterError
 from policies.types import ExecutionMode
 from service.context import ServiceContext
 from service.graph_stream import StreamFailed, governed_stream
@@ -63,6 +63,7 @@ class ChatStream:
         ticket: Ticket,
         graph_input: dict[str, Any],
         include_usage: bool,
+        named: Callable[[RouterError], RouterError],
     ) -> None:
         self._out: dict[str, Any] = {}
         self._items = governed_stream(
@@ -76,6 +77,8 @@ class ChatStream:
         )
         self._job_id = ticket.job_id
         self._include_usage = include_usage
+        self._named = named
+        """The request's error as its caller should read it."""
         self._base = {
             "id": f"chatcmpl-{ticket.job_id}",
             "object": "chat.completion.chunk",
@@ -114,7 +117,7 @@ class ChatStream:
                 if mode == "messages" and (delta := self._streamed(*chunk)):
                     yield self._chunk(delta)
         if failed is not None:
-            yield event({"error": error_json(failed.error.info())})
+            yield event({"error": error_json(self._named(failed.error).info())})
             yield DONE
             return
         result = self._out.get("result")

@@ -59,6 +59,9 @@ class Behaviour:
     healthy: bool = True
     served: list[str] | None = None
     """Names `/v1/models` lists; every name is accepted when None."""
+    answers_as: str | None = None
+    """The model an answer names; the one asked for when None. A vLLM server that serves one
+    model under several names (`--served-model-name`) may answer with another of them."""
     waiting: float = 0.0
     kv_cache_usage: float = 0.0
     stream_gap_s: float = 0.0
@@ -148,9 +151,10 @@ class FakeOpenAIBackend:
                 "total_tokens": prompt_tokens + completion_tokens,
             }
             response_id = f"chatcmpl-{self.node}-{next(self._ids)}"
+            named = b.answers_as or served
             if body.get("stream"):
                 return StreamingResponse(
-                    _sse_chunks(response_id, served, choice, usage, body, call, b),
+                    _sse_chunks(response_id, named, choice, usage, body, call, b),
                     media_type="text/event-stream",
                 )
             return JSONResponse(
@@ -158,7 +162,7 @@ class FakeOpenAIBackend:
                     "id": response_id,
                     "object": "chat.completion",
                     "created": int(time.time()),
-                    "model": served,
+                    "model": named,
                     "choices": [choice],
                     "usage": usage,
                 }

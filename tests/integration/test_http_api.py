@@ -292,6 +292,11 @@ def test_caller_mistakes_are_clear_4xx_never_500(router_server: RouterServer) ->
             headers={"content-type": "application/json"},
         )
         assert r.status_code == 422 and r.json()["error"]["code"] == "validation_error"
+        assert r.json()["error"]["message"].startswith("body: not valid JSON (")
+        assert r.json()["error"]["param"] is None
+        r = c.post("/api/llm/process", json={"prompt": "x", "parameters": {"temperature": 5}})
+        assert r.status_code == 422
+        assert r.json()["error"]["param"] == "parameters.temperature"
         r = c.post("/api/llm/process", json={"prompt": "x" * 100_001})
         assert r.status_code == 422 and "over the limit of 100000" in r.json()["error"]["message"]
         r = c.post("/api/llm/process", json={"prompt": "hi", "model": "gpt-17"})

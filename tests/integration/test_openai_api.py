@@ -182,6 +182,10 @@ def test_bad_requests_get_openai_shaped_4xx(router: str) -> None:
             client.chat.completions.create(**body)
         assert says in str(raised.value), body
         assert raised.value.body["type"] in ("invalid_request_error", "not_found_error")  # type: ignore[index]
+    for field, value in (("temperature", 9), ("n", 2), ("max_tokens", 0)):
+        with pytest.raises(openai.UnprocessableEntityError) as raised:
+            client.chat.completions.create(model="auto", messages=user, **{field: value})  # type: ignore[call-overload]
+        assert raised.value.param == field, raised.value.body
     with pytest.raises(openai.AuthenticationError):
         openai.OpenAI(base_url=f"{router}/v1", api_key="nope", max_retries=0).models.list()
 
@@ -501,3 +505,40 @@ def test_a_streamed_answer_that_misses_its_schema_is_not_followed_by_a_second(
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == '{"verdict": "fine"}'
     assert len(fake_cluster.node1.calls + fake_cluster.node2.calls) == 1
+
+
+def test_the_answer_names_the_routed_model_not_the_servers_alias(
+    router: str, fake_cluster: FakeCluster
+) -> None:
+    # One vLLM server answers for several of the router's models, under another's name.
+    fake_cluster.node2.behaviour.answers_as = "phi4"
+    tenant = f"a-{uuid.uuid4().hex[:8]}"
+    headers = {"Authorization": f"Bearer {token(tenant)}"}
+    body = {"model": "rule_generation", "messages": TRIAGE}
+    r = httpx.post(f"{router}/v1/chat/completions", json=body, headers=headers, timeout=30)
+    assert r.status_code == 200, r.text
+    answer = r.json()
+    assert r.headers["x-gb10-model"] == answer["gb10"]["model"] == "qwen-coder"
+    assert answer["model"] == "qwen-coder"
+    events = stream_events(router, tenant, {**body, "stream": True})
+    assert {e["model"] for e in events if "choices" in e} == {"qwen-coder"}
+
+
+@pytest.mark.parametrize("field", ["max_tokens", "max_completion_tokens"])
+def test_too_many_tokens_for_the_routed_model_is_refused_naming_the_field_sent(
+    router: str, field: str
+) -> None:
+    """`auto` picks the model in the run, after admission: refused all the same."""
+    tenant = f"t-{uuid.uuid4().hex[:8]}"
+    headers = {"Authorization": f"Bearer {token(tenant)}"}
+    body = {"model": "auto", "messages": TRIAGE, field: 10_000_000}
+    r = httpx.post(f"{router}/v1/chat/completions", json=body, headers=headers, timeout=30)
+    assert r.status_code == 422, r.text
+    says = f"{field}: 10000000 is over"
+    assert r.json()["error"]["message"].startswith(says)
+    # Streamed, the headers are out before the model is called: the error is an event.
+    events = stream_events(router, tenant, {**body, "stream": True})
+    [error] = [e["error"] for e in events if "error" in e]
+    assert error["message"].startswith(says)
+    records = audit(router, tenant)
+    assert [(r["status"], r["http_status"]) for r in records] == [("refused", 422)] * 2
