@@ -29,7 +29,7 @@ from service.context import ServiceContext, current_principal
 from service.graph_stream import StreamFailed, governed_stream
 from service.pipeline import Pipeline, Ticket
 from service.responses import error_json, jsonable
-from service.schemas import GraphOutput
+from service.schemas import GraphInput, GraphOutput
 
 #: Config metadata key that carries the admitted tickets' audit record ids, in input order.
 TICKETS = "router_tickets"
@@ -65,10 +65,13 @@ def _drop_null(schema: Any) -> Any:
         options = schema.get("anyOf")
         if isinstance(options, list):
             kept = [o for o in options if o != {"type": "null"}]
+            rest = {k: v for k, v in schema.items() if k != "anyOf"}
             if len(kept) == 1 and len(kept) < len(options):
-                rest = {k: v for k, v in schema.items() if k != "anyOf"}
                 return _drop_null({**rest, **kept[0]})
-        return {k: _drop_null(v) for k, v in schema.items()}
+            if 1 < len(kept) < len(options):
+                return _drop_null({**rest, "anyOf": kept})
+        # A null default would start the playground's form off invalid.
+        return {k: _drop_null(v) for k, v in schema.items() if (k, v) != ("default", None)}
     if isinstance(schema, list):
         return [_drop_null(v) for v in schema]
     return schema
@@ -89,15 +92,11 @@ def _null_free(cls: type[BaseModel]) -> type[BaseModel]:
 def without_null_branches(model: type[BaseModel]) -> type[BaseModel]:
     """A model that validates as `model` does but whose JSON schema has no `{"type": "null"}`
     branches: the playground's form renderer fails on them ("Unknown type") and shows a
-    blank page. (A copy, not a subclass: LangChain's generated schemas recurse without end
-    when subclassed.)"""
+    blank page."""
     if model.__pydantic_root_model__:
         root: Any = RootModel[model.model_fields["root"].annotation]  # type: ignore[misc]
         return _null_free(create_model(model.__name__, __base__=root))
-    fields: dict[str, Any] = {
-        name: (field.annotation, field) for name, field in model.model_fields.items()
-    }
-    return _null_free(create_model(model.__name__, __doc__=model.__doc__, **fields))
+    return _null_free(create_model(model.__name__, __doc__=model.__doc__, __base__=model))
 
 
 class GovernedGraph(Runnable[dict[str, Any], Any]):
@@ -109,8 +108,7 @@ class GovernedGraph(Runnable[dict[str, Any], Any]):
         self._pipeline = pipeline
 
     def get_input_schema(self, config: RunnableConfig | None = None) -> type[BaseModel]:
-        schema: type[BaseModel] = self._service.graph.get_input_schema()
-        return schema
+        return GraphInput
 
     def get_output_schema(self, config: RunnableConfig | None = None) -> type[BaseModel]:
         return GraphOutput
@@ -127,15 +125,14 @@ class GovernedGraph(Runnable[dict[str, Any], Any]):
         return [self._pipeline.claim(record_id) for record_id in ids]
 
     @staticmethod
-    def _input(graph_input: dict[str, Any], ticket: Ticket) -> dict[str, Any]:
-        # Identity and job come from the admitted ticket, never from what the body says.
+    def _input(input: dict[str, Any], ticket: Ticket) -> dict[str, Any]:
+        # LangServe hands the validated input over field by field: read it back as the
+        # request it was, to build the graph's input as /process does. Identity and job come
+        # from the admitted ticket, never from what the body says.
         principal = ticket.principal
-        return {
-            **graph_input,
-            "user": principal.user,
-            "tenant": principal.tenant,
-            "job_id": ticket.job_id,
-        }
+        return GraphInput.model_validate(input).graph_input(
+            user=principal.user, tenant=principal.tenant, job_id=ticket.job_id
+        )
 
     async def _run(
         self, graph_input: dict[str, Any], ticket: Ticket, config: RunnableConfig | None
@@ -192,14 +189,13 @@ class GovernedGraph(Runnable[dict[str, Any], Any]):
 def mount_graph(app: FastAPI, service: ServiceContext, pipeline: Pipeline) -> None:
     """Mount invoke, batch, stream, stream_log, stream_events, schemas and the playground at
     `/graph`, every input admitted through `pipeline`."""
-    input_schema = service.graph.get_input_schema()
 
     def validated(raw: list[Any], body: Any) -> list[dict[str, Any]]:
         try:
-            parsed = [input_schema.model_validate(item) for item in raw]
+            parsed = [GraphInput.model_validate(item) for item in raw]
         except ValidationError as exc:
             raise RequestValidationError(exc.errors(), body=body) from None
-        return [item.model_dump(exclude_unset=True) for item in parsed]
+        return [item.graph_fields() for item in parsed]
 
     async def admit(config: dict[str, Any], request: Request) -> dict[str, Any]:
         # Batch requests with one config per input come here once per config: admit once.
@@ -232,7 +228,7 @@ def mount_graph(app: FastAPI, service: ServiceContext, pipeline: Pipeline) -> No
         app,
         GovernedGraph(service, pipeline),
         path="/graph",
-        input_type=without_null_branches(input_schema),
+        input_type=without_null_branches(GraphInput),
         output_type=without_null_branches(GraphOutput),
         config_keys=("metadata", "tags"),
         per_req_config_modifier=admit,

@@ -5,8 +5,16 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from langchain_core.messages import convert_to_messages
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
+from policies.batch_answers import named_label
 from policies.errors import UnsupportedContent
 from policies.types import MergeStrategy, NodeStatus, TaskType
 from service.tool_schemas import (
@@ -16,6 +24,7 @@ from service.tool_schemas import (
     ToolCall,
     ToolChoice,
     check_tools,
+    checked_json_schema,
 )
 
 
@@ -98,8 +107,8 @@ class ChatMessage(BaseModel):
         return "\n".join(texts)
 
 
-class ProcessRequest(BaseModel):
-    """`POST /api/llm/process`."""
+class LlmRequest(BaseModel):
+    """The request fields `/process` and `/graph` share, validated the same on both."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -113,13 +122,15 @@ class ProcessRequest(BaseModel):
     """Run `operations` in order."""
     operations: list[str] = Field(default_factory=list, max_length=16)
     """Chain steps, e.g. extract, classify, generate."""
-    items: list[str] = Field(default_factory=list)
+    items: list[str] | None = Field(default=None, min_length=1)
     """Batch items to split across nodes; each gets its own answer in `result.items`."""
-    labels: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
-        default_factory=list, max_length=32
-    )
-    """The label set answers come from: each batch item's, checked and retried; without
-    items, consensus over several models' answers counts the labels they give."""
+    labels: (
+        list[Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]]
+        | None
+    ) = Field(default=None, min_length=2, max_length=32)
+    """The label set answers come from (two or more distinct labels): each batch item's,
+    checked and retried; without items, consensus over several models' answers counts the
+    labels they give."""
     batch_size: int | None = Field(default=None, ge=1)
     """Declared batch size."""
     target: Literal["splunk", "kusto"] | None = None
@@ -150,29 +161,77 @@ class ProcessRequest(BaseModel):
     messages: list[ChatMessage] = Field(default_factory=list, max_length=256)
     """A whole conversation, sent to the model instead of the prompt alone (the prompt is
     what is classified)."""
-    run_async: bool = Field(default=False, alias="async")
-    """Answer 202 at once; poll `GET /api/llm/jobs/{job_id}`."""
+
+    @field_validator("response_schema")
+    @classmethod
+    def _valid_schema(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
+        return None if v is None else checked_json_schema(v)
+
+    @field_validator("labels")
+    @classmethod
+    def _distinct_labels(cls, v: list[str] | None) -> list[str] | None:
+        # Answers are matched to labels case- and punctuation-blind: each label must read
+        # back as itself, or no answer could ever name it.
+        seen: dict[str, str] = {}
+        for label in v or []:
+            named = named_label(label, v or [])
+            if named is None:
+                raise ValueError(f"{label!r} is not a label an answer can name")
+            if named in seen:
+                raise ValueError(
+                    f"{seen[named]!r} and {label!r} are the same label to an answer, "
+                    "which names its label ignoring case and edge punctuation"
+                )
+            seen[named] = label
+        return v
 
     @model_validator(mode="after")
-    def _chain_needs_operations(self) -> ProcessRequest:
+    def _consistent(self) -> LlmRequest:
         if self.requires_chaining and not self.operations:
             raise ValueError("requires_chaining needs a non-empty operations list")
-        if self.response_schema is not None:
-            if self.parameters.response_format is not None:
-                raise ValueError("give response_schema or parameters.response_format, not both")
-            self.parameters.response_format = ResponseFormat(
-                type="json_schema",
-                json_schema=JsonSchemaFormat(name="answer", schema_=self.response_schema),
-            )
+        if self.response_schema is not None and self.parameters.response_format is not None:
+            raise ValueError("give response_schema or parameters.response_format, not both")
         return self
+
+    def graph_fields(self) -> dict[str, Any]:
+        """The request as the graph reads it, identity aside: a `response_schema` becomes
+        the response format the model is asked for and the answer is checked against."""
+        data = self.model_dump(
+            exclude={"run_async", "response_schema", "user", "tenant"},
+            exclude_none=True,
+            mode="json",
+        )
+        if self.response_schema is not None:
+            schema = JsonSchemaFormat(name="answer", schema_=self.response_schema)
+            response_format = ResponseFormat(type="json_schema", json_schema=schema)
+            data["parameters"]["response_format"] = response_format.model_dump(
+                exclude_none=True, mode="json"
+            )
+        return data
 
     def graph_input(self, *, user: str, tenant: str, job_id: str) -> dict[str, Any]:
         """The graph's input, with the authenticated user and tenant."""
-        data = self.model_dump(
-            exclude={"run_async", "job_id", "response_schema"}, exclude_none=True, mode="json"
-        )
-        data.update(user=user, tenant=tenant, job_id=job_id)
-        return data
+        return {**self.graph_fields(), "user": user, "tenant": tenant, "job_id": job_id}
+
+
+class ProcessRequest(LlmRequest):
+    """`POST /api/llm/process`."""
+
+    run_async: bool = Field(default=False, alias="async")
+    """Answer 202 at once; poll `GET /api/llm/jobs/{job_id}`."""
+
+
+class GraphInput(LlmRequest):
+    """One input of LangServe's `/graph` routes: `/process`'s request, run at once."""
+
+    model_config = ConfigDict(title="LangGraphInput")
+
+    run_async: bool = Field(default=False, alias="async")
+    """Ignored: LangServe answers when the run ends."""
+    user: str | None = None
+    """Ignored: the token's user runs the request."""
+    tenant: str | None = None
+    """Ignored: the token's tenant owns the request."""
 
 
 class GpuTelemetry(BaseModel):

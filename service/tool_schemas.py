@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 NAME = r"^[a-zA-Z0-9_-]{1,64}$"
 
 
-def _json_schema(schema: dict[str, Any]) -> dict[str, Any]:
+def checked_json_schema(schema: dict[str, Any]) -> dict[str, Any]:
     """A JSON Schema that vLLM's guided decoding can use, or a ValueError that says why not."""
     try:
         Draft202012Validator.check_schema(schema)
@@ -36,7 +36,7 @@ class FunctionDefinition(BaseModel):
     @field_validator("parameters")
     @classmethod
     def _valid_parameters(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
-        return None if v is None else _json_schema(v)
+        return None if v is None else checked_json_schema(v)
 
 
 class Tool(BaseModel):
@@ -77,7 +77,7 @@ class JsonSchemaFormat(BaseModel):
     @field_validator("schema_")
     @classmethod
     def _valid_schema(cls, v: dict[str, Any]) -> dict[str, Any]:
-        return _json_schema(v)
+        return checked_json_schema(v)
 
 
 class ResponseFormat(BaseModel):

@@ -9,7 +9,10 @@ from service.context import ServiceOptions
 
 
 def check_request(
-    options: ServiceOptions, prompt: str, items: list[str], conversation: Sequence[str] = ()
+    options: ServiceOptions,
+    prompt: str,
+    items: Sequence[str] | None,
+    conversation: Sequence[str] = (),
 ) -> None:
     """InvalidRequest when the prompt is empty, or the prompt, the conversation or the batch
     is over its limit."""
@@ -24,5 +27,5 @@ def check_request(
         raise InvalidRequest(
             f"messages: {chars} characters, over the limit of {options.max_prompt_chars}"
         )
-    if len(items) > options.max_items:
+    if items is not None and len(items) > options.max_items:
         raise InvalidRequest(f"items: {len(items)} items, over the limit of {options.max_items}")
