@@ -225,6 +225,19 @@ async def test_fan_out_branches_run_at_the_same_time(
     assert fake_cluster.node1.max_in_flight == 1
 
 
+async def label_batch(graph: Any, runtime: RouterRuntime, prompt: str, items: list[str]) -> Any:
+    """A parallel classification batch of `items`, each to be labelled benign or malicious."""
+    return await run(
+        graph,
+        runtime,
+        prompt=prompt,
+        task_type="classification",
+        requires_parallel=True,
+        items=items,
+        labels=["benign", "malicious"],
+    )
+
+
 def answer_each(
     skip: Collection[int] = (), garble: Collection[int] = ()
 ) -> Callable[[str, list[dict[str, Any]]], str]:
@@ -259,15 +272,7 @@ async def test_a_batch_answers_item_by_item_and_retries_what_a_branch_skipped_el
 
     fake_cluster.node1.behaviour.reply = node1_reply
     fake_cluster.node2.behaviour.reply = answer_each()
-    out = await run(
-        graph,
-        runtime,
-        prompt="Label each log entry.",
-        task_type="classification",
-        requires_parallel=True,
-        items=items,
-        labels=["benign", "malicious"],
-    )
+    out = await label_batch(graph, runtime, "Label each log entry.", items)
     result = out["result"]
     assert [i["index"] for i in result["items"]] == list(range(50))
     assert all(i["answer"] == "benign" for i in result["items"])
@@ -310,14 +315,8 @@ async def test_answers_before_a_token_limit_cut_are_kept_and_the_rest_retried(
     fake_cluster.node1.behaviour.reply = cut_off
     fake_cluster.node1.behaviour.finish_reason = "length"
     fake_cluster.node2.behaviour.reply = answer_each()
-    out = await run(
-        graph,
-        runtime,
-        prompt="Label each log entry.",
-        task_type="classification",
-        requires_parallel=True,
-        items=[f"log line {i}" for i in range(30)],
-        labels=["benign", "malicious"],
+    out = await label_batch(
+        graph, runtime, "Label each log entry.", [f"log line {i}" for i in range(30)]
     )
     items = out["result"]["items"]
     on_node1 = [i for i in items if i["node_id"] == "gb10-node-1"]
@@ -398,15 +397,7 @@ async def test_each_labelled_item_gets_its_own_confidence_from_its_labels_tokens
             if token in sure
             else {}
         )
-    out = await run(
-        graph,
-        runtime,
-        prompt="Label each alert.",
-        task_type="classification",
-        requires_parallel=True,
-        items=[f"alert {i}" for i in range(20)],
-        labels=["benign", "malicious"],
-    )
+    out = await label_batch(graph, runtime, "Label each alert.", [f"alert {i}" for i in range(20)])
     items = out["result"]["items"]
     assert [i["status"] for i in items] == ["answered"] * 20
     for item in items:
